@@ -1,0 +1,30 @@
+"""What an extractor receives besides the path, and what it gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from extraction_pipeline.extraction.detect import Detection
+from extraction_pipeline.extraction.envelope import FormatMetadata
+
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ExtractionContext:
+    """Inputs shared by every format's ``extract(path, context)``."""
+
+    detection: Detection
+    filename: str
+    # Largest amount of data an extractor may inflate or read (ifcZIP members, for one).
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+
+@dataclass
+class FormatResult:
+    """An extractor's answer: the metadata plus anything the user should be warned about."""
+
+    metadata: FormatMetadata
+    warnings: list[str] = field(default_factory=list)
+    # Set when the extractor learns the variant better than detection did.
+    variant: str | None = None

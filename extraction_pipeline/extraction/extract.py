@@ -1,0 +1,97 @@
+"""Extract one file in this process: hash, detect, dispatch to the format's extractor, build the envelope.
+
+Use ``workers.WorkerPool`` to run this isolated in a child process with time and memory limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+from extraction_pipeline.extraction.context import DEFAULT_MAX_FILE_BYTES, ExtractionContext
+from extraction_pipeline.extraction.detect import Detection, Format, detect_format
+from extraction_pipeline.extraction.envelope import Envelope, ErrorInfo, ExtractorInfo, FileInfo
+from extraction_pipeline.extraction.errors import (
+    CorruptFile,
+    ExtractionError,
+    TooLarge,
+    UnsupportedFormat,
+)
+from extraction_pipeline.extraction.registry import extractor_for
+
+DETECTOR = ExtractorInfo(name="detect", version="1.0.0")
+_CHUNK = 1024 * 1024
+
+
+def file_info(path: Path, name: str) -> FileInfo:
+    """Size and sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return FileInfo(name=name, size_bytes=size, sha256=digest.hexdigest())
+
+
+def extract_file(
+    path: str | Path,
+    filename: str | None = None,
+    *,
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> Envelope:
+    """Detect and extract ``path``; every failure becomes a failed envelope, never an exception."""
+    started = time.perf_counter()
+    path = Path(path)
+    name = filename if filename is not None else path.name
+    info = file_info(path, name)
+    detection = Detection(Format.UNKNOWN, extension_matches=False)
+    extractor = DETECTOR
+    warnings: list[str] = []
+    try:
+        if info.size_bytes > max_bytes:
+            raise TooLarge(f"the file has {info.size_bytes} bytes, more than the limit of {max_bytes}")
+        if info.size_bytes == 0:
+            raise UnsupportedFormat("the file is empty")
+        detection = detect_format(path, name)
+        warnings.extend(detection.warnings)
+        module = extractor_for(detection.format)
+        if module is None:
+            raise UnsupportedFormat("the content is not PDF, DXF, DWG, IFC or STEP")
+        extractor = ExtractorInfo(name=module.NAME, version=module.VERSION)
+        context = ExtractionContext(detection=detection, filename=name, max_bytes=max_bytes)
+        result = module.extract(path, context)
+        warnings.extend(result.warnings)
+        return Envelope(
+            file=info,
+            format=detection.format.value,
+            variant=result.variant if result.variant is not None else detection.variant,
+            extension_matches=detection.extension_matches,
+            status="succeeded",
+            extractor=extractor,
+            warnings=warnings,
+            metadata=result.metadata.model_dump(mode="json", by_alias=True),
+            duration_ms=_elapsed_ms(started),
+        )
+    except ExtractionError as exc:
+        error = ErrorInfo.from_exception(exc)
+    except MemoryError:
+        error = ErrorInfo(kind="permanent", code="out_of_memory", message="the extraction ran out of memory")
+    except Exception as exc:  # a parser library choking on the bytes: the file is unreadable
+        error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
+    return Envelope(
+        file=info,
+        format=detection.format.value,
+        variant=detection.variant,
+        extension_matches=detection.extension_matches,
+        status="failed",
+        extractor=extractor,
+        warnings=warnings,
+        error=error,
+        duration_ms=_elapsed_ms(started),
+    )
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

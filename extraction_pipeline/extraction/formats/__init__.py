@@ -1,0 +1,5 @@
+"""One module per format, each with ``NAME``, ``VERSION``, a metadata model and ``extract(path, context)``.
+
+Heavy libraries (pymupdf, ezdxf, ifcopenshell, OCP, ezdwg) are imported inside ``extract``
+so that importing this package stays cheap for the Dagster code location.
+"""
