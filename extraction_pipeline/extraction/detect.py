@@ -119,7 +119,11 @@ def _sniff(path: Path, head: bytes, by_extension: Format | None) -> Detection:
 def _sniff_step(head: bytes, by_extension: Format | None) -> Detection:
     text = _STEP_COMMENT.sub(b" ", head)
     match = _FILE_SCHEMA.search(text)
-    schemas = [s.replace(b"''", b"'").decode("latin-1").strip() for s in _STEP_STRING.findall(match.group(1))] if match else []
+    schemas = (
+        [s.replace(b"''", b"'").decode("latin-1").strip() for s in _STEP_STRING.findall(match.group(1))]
+        if match
+        else []
+    )
     schema = schemas[0] if schemas else None
     if schema is None:
         # No readable schema: the extension breaks the tie, STEP otherwise.
@@ -128,7 +132,9 @@ def _sniff_step(head: bytes, by_extension: Format | None) -> Detection:
         return Detection(fmt, variant, warnings=("FILE_SCHEMA could not be read from the header",))
     if schema.upper().startswith("IFC"):
         return Detection(Format.IFC, "spf", details={"schema": schema})
-    return Detection(Format.STEP, details={"schema": schema, "application_protocol": application_protocol(schema)})
+    return Detection(
+        Format.STEP, details={"schema": schema, "application_protocol": application_protocol(schema)}
+    )
 
 
 def _sniff_zip(path: Path) -> Detection:

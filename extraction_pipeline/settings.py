@@ -1,0 +1,94 @@
+"""Environment -> typed settings. Every knob of the project is read here and nowhere else."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used; the message names the variable."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def normalize_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg2, which is what we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    storage_url: str
+    # Upload and extraction limits.
+    max_file_bytes: int
+    extraction_timeout_s: float
+    extraction_memory_bytes: int
+    extraction_workers: int
+    # Orchestration.
+    sensor_interval_s: int
+    sensor_batch_size: int
+    retry_delay_s: float
+    max_retries: int
+    notify_webhook_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        home = Path(env.get("EXTRACTION_HOME") or ".extraction").expanduser().resolve()
+        database_url = env.get("EXTRACTION_DATABASE_URL") or f"sqlite:///{home / 'extraction.db'}"
+        storage_url = env.get("EXTRACTION_STORAGE_URL") or (home / "blobs").as_uri()
+        return cls(
+            home=home,
+            database_url=normalize_database_url(database_url),
+            storage_url=storage_url,
+            max_file_bytes=_int(env, "EXTRACTION_MAX_FILE_MB", 512, minimum=1) * MIB,
+            extraction_timeout_s=_float(env, "EXTRACTION_TIMEOUT_S", 120.0, minimum=0.1),
+            extraction_memory_bytes=_int(env, "EXTRACTION_MEMORY_LIMIT_MB", 2048, minimum=64) * MIB,
+            extraction_workers=_int(env, "EXTRACTION_WORKERS", 1, minimum=1),
+            sensor_interval_s=_int(env, "EXTRACTION_SENSOR_INTERVAL_S", 5, minimum=1),
+            sensor_batch_size=_int(env, "EXTRACTION_SENSOR_BATCH_SIZE", 50, minimum=1),
+            retry_delay_s=_float(env, "EXTRACTION_RETRY_DELAY_S", 30.0, minimum=0.0),
+            max_retries=_int(env, "EXTRACTION_MAX_RETRIES", 3, minimum=0),
+            notify_webhook_url=env.get("EXTRACTION_NOTIFY_WEBHOOK_URL") or None,
+        )
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()
