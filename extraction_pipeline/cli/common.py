@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from extraction_pipeline.extraction.errors import ExtractionError
 from extraction_pipeline.persistence import migrate
@@ -43,6 +44,9 @@ def operation_errors() -> Iterator[None]:
         yield
     except ExtractionError as exc:
         fail(exc.message, EXIT_FAILED)
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        fail(f"database error: {type(reason).__name__}: {reason}", EXIT_FAILED)
 
 
 def open_repository(settings: Settings) -> CloudFileRepository:
