@@ -7,7 +7,7 @@ image placements, never rendered), so the cost stays linear in the page count ev
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ def parse_pdf_date(value: str | None) -> str | None:
     except ValueError:
         return None
     if parts["utc"]:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     elif parts["sign"]:
         hours, minutes = int(parts["tzh"]), int(parts["tzm"] or 0)
         if hours <= 23 and minutes <= 59:
@@ -140,10 +140,11 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
         try:
             pymupdf.mupdf.pdf_repair_xref(pymupdf._as_pdf_document(doc))
         except Exception as exc:
-            raise CorruptFile(_failure("the PDF has no readable pages and cannot be repaired", exc, pymupdf))
+            what = "the PDF has no pages, and rebuilding its cross-reference table failed"
+            raise CorruptFile(_failure(what, exc, pymupdf)) from exc
         page_count = _page_count(doc)
         if page_count == 0:
-            raise CorruptFile("the PDF has no pages (even after rebuilding its cross-reference table)")
+            raise CorruptFile("the PDF has no pages, even after rebuilding its cross-reference table")
         info = doc.metadata or info
 
     pages = _scan_pages(doc, page_count, warnings, pymupdf)
@@ -188,8 +189,6 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
     )
     if metadata.repaired:
         warnings.insert(0, REPAIRED_WARNING)
-    if encryption is not None:
-        warnings.append(f"the PDF is encrypted ({encryption}) but opens without a password")
     return FormatResult(metadata=metadata, warnings=warnings)
 
 
@@ -281,7 +280,7 @@ def _page_content(page: Any, flags: int, pymupdf: Any) -> tuple[int, int, int, f
         images = textpage.extractIMGINFO()
     finally:
         del textpage, stext
-    chars = sum(1 for c in text if not c.isspace())
+    chars = len("".join(text.split()))
     usable = chars - text.count(_UNMAPPED)
     count = sum(2 if image.get("has-mask") else 1 for image in images)
     rect = page.rect
