@@ -7,6 +7,7 @@ image placements, never rendered), so the cost stays linear in the page count ev
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -103,8 +104,18 @@ def parse_pdf_date(value: str | None) -> str | None:
     return moment.isoformat()
 
 
-def extract(path: Path, context: ExtractionContext) -> FormatResult:
+def _import_pymupdf():  # type: ignore[no-untyped-def]
+    # PyMuPDF 2 imports its optional layout add-on (ONNX sessions, ~0.5-2 s) at import time;
+    # metadata extraction never uses it, so mark it absent before the first import.
+    if "pymupdf" not in sys.modules:
+        sys.modules.setdefault("pymupdf.layout", None)  # type: ignore[arg-type]
     import pymupdf
+
+    return pymupdf
+
+
+def extract(path: Path, context: ExtractionContext) -> FormatResult:
+    pymupdf = _import_pymupdf()
 
     warnings: list[str] = []
     pymupdf.TOOLS.mupdf_warnings(reset=True)
