@@ -18,9 +18,9 @@ from extraction_pipeline.cli.common import (
     operation_errors,
 )
 from extraction_pipeline.extraction.errors import TooLarge
-from extraction_pipeline.persistence.blobs import blob_store_from_url
-from extraction_pipeline.persistence.repository import STATUSES, NewFile, status_of
-from extraction_pipeline.settings import MIB
+from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
+from extraction_pipeline.persistence.repository import STATUSES, CloudFileRepository, NewFile, status_of
+from extraction_pipeline.settings import MIB, Settings
 
 PROGRESS_THRESHOLD = 10
 
@@ -78,17 +78,9 @@ def upload(paths: tuple[str, ...], as_json: bool) -> None:
     settings = load_settings()
     candidates = collect_upload_candidates(paths, settings.max_file_bytes)
     repository = open_repository(settings)
-    store = blob_store_from_url(settings.storage_url)
-    uploaded: list[dict[str, Any]] = []
     show_progress = len(candidates) >= PROGRESS_THRESHOLD and not as_json
     with operation_errors():
-        if show_progress:
-            with click.progressbar(
-                candidates, label="uploading", file=click.get_text_stream("stderr")
-            ) as bar:
-                uploaded.extend(_upload_one(c, store, repository, settings.max_file_bytes) for c in bar)
-        else:
-            uploaded.extend(_upload_one(c, store, repository, settings.max_file_bytes) for c in candidates)
+        uploaded = upload_candidates(candidates, settings, repository, show_progress=show_progress)
     repository.dispose()
     if as_json:
         emit_json(uploaded)
@@ -97,7 +89,24 @@ def upload(paths: tuple[str, ...], as_json: bool) -> None:
             click.echo(f"{item['id']}\t{item['filename']}\t{item['size_bytes']} bytes\t{item['sha256']}")
 
 
-def _upload_one(candidate: UploadCandidate, store: Any, repository: Any, max_bytes: int) -> dict[str, Any]:
+def upload_candidates(
+    candidates: list[UploadCandidate],
+    settings: Settings,
+    repository: CloudFileRepository,
+    *,
+    show_progress: bool,
+) -> list[dict[str, Any]]:
+    """Store each file's bytes, then its row; a failure in between removes the blob again."""
+    store = blob_store_from_url(settings.storage_url)
+    if not show_progress:
+        return [_upload_one(c, store, repository, settings.max_file_bytes) for c in candidates]
+    with click.progressbar(candidates, label="uploading", file=click.get_text_stream("stderr")) as bar:
+        return [_upload_one(c, store, repository, settings.max_file_bytes) for c in bar]
+
+
+def _upload_one(
+    candidate: UploadCandidate, store: BlobStore, repository: CloudFileRepository, max_bytes: int
+) -> dict[str, Any]:
     try:
         with candidate.path.open("rb") as source:
             blob = store.put(source, max_bytes=max_bytes)

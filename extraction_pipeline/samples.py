@@ -1,0 +1,108 @@
+"""Small sample documents for the quick start, built with the format libraries themselves.
+
+No file is shipped: a PDF, a DXF drawing with a title block, an IFC building model and a STEP
+part are generated into a folder, so a newcomer sees every extractor succeed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def write_pdf(path: Path) -> Path:
+    import pymupdf
+
+    doc = pymupdf.open()
+    for number in (1, 2):
+        page = doc.new_page(width=595, height=842)
+        page.insert_text((72, 96), f"Sample specification, page {number}", fontsize=14)
+    doc.set_metadata(
+        {"title": "Sample specification", "author": "extraction-pipeline", "subject": "quick start"}
+    )
+    doc.set_toc([[1, "Scope", 1], [1, "Details", 2]])
+    doc.save(path)
+    doc.close()
+    return path
+
+
+def write_dxf(path: Path) -> Path:
+    import ezdxf
+
+    doc = ezdxf.new("R2018", setup=True)
+    doc.units = ezdxf.units.MM
+    doc.layers.add("WALLS", color=1)
+    doc.layers.add("TITLE", color=7)
+    title = doc.blocks.new("TITLE_BLOCK")
+    title.add_lwpolyline([(0, 0), (180, 0), (180, 40), (0, 40)], close=True)
+    for tag, y in (("PROJECT", 28), ("DRAWN_BY", 16), ("SHEET", 4)):
+        title.add_attdef(tag, (4, y), dxfattribs={"height": 5})
+    msp = doc.modelspace()
+    msp.add_lwpolyline(
+        [(0, 0), (4000, 0), (4000, 3000), (0, 3000)], close=True, dxfattribs={"layer": "WALLS"}
+    )
+    msp.add_text("Plant room", dxfattribs={"layer": "TITLE", "height": 120}).set_placement((200, 2700))
+    insert = msp.add_blockref("TITLE_BLOCK", (4200, 0), dxfattribs={"layer": "TITLE"})
+    insert.add_auto_attribs({"PROJECT": "Quick start", "DRAWN_BY": "extraction-pipeline", "SHEET": "A-101"})
+    doc.saveas(path)
+    return path
+
+
+def write_ifc(path: Path) -> Path:
+    import ifcopenshell
+    import ifcopenshell.api
+
+    model = ifcopenshell.api.run("project.create_file", version="IFC4")
+    project = ifcopenshell.api.run(
+        "root.create_entity", model, ifc_class="IfcProject", name="Sample building"
+    )
+    ifcopenshell.api.run("unit.assign_unit", model)
+    site = ifcopenshell.api.run("root.create_entity", model, ifc_class="IfcSite", name="Site")
+    building = ifcopenshell.api.run("root.create_entity", model, ifc_class="IfcBuilding", name="Building A")
+    ifcopenshell.api.run("aggregate.assign_object", model, relating_object=project, products=[site])
+    ifcopenshell.api.run("aggregate.assign_object", model, relating_object=site, products=[building])
+    for index, name in enumerate(("Ground floor", "First floor")):
+        storey = ifcopenshell.api.run("root.create_entity", model, ifc_class="IfcBuildingStorey", name=name)
+        storey.Elevation = 3000.0 * index
+        ifcopenshell.api.run("aggregate.assign_object", model, relating_object=building, products=[storey])
+        for wall_number in range(3):
+            wall = ifcopenshell.api.run(
+                "root.create_entity", model, ifc_class="IfcWall", name=f"Wall {index}.{wall_number}"
+            )
+            ifcopenshell.api.run(
+                "spatial.assign_container", model, relating_structure=storey, products=[wall]
+            )
+            pset = ifcopenshell.api.run("pset.add_pset", model, product=wall, name="Pset_WallCommon")
+            ifcopenshell.api.run("pset.edit_pset", model, pset=pset, properties={"IsExternal": True})
+    model.write(str(path))
+    return path
+
+
+def write_step(path: Path) -> Path:
+    from OCP.BRepAlgoAPI import BRepAlgoAPI_Fuse
+    from OCP.BRepPrimAPI import BRepPrimAPI_MakeBox, BRepPrimAPI_MakeCylinder
+    from OCP.gp import gp_Ax2, gp_Dir, gp_Pnt
+    from OCP.IFSelect import IFSelect_RetDone
+    from OCP.STEPControl import STEPControl_AsIs, STEPControl_Writer
+
+    box = BRepPrimAPI_MakeBox(40.0, 30.0, 10.0).Shape()
+    boss = BRepPrimAPI_MakeCylinder(gp_Ax2(gp_Pnt(20, 15, 10), gp_Dir(0, 0, 1)), 8.0, 12.0).Shape()
+    part = BRepAlgoAPI_Fuse(box, boss).Shape()
+    writer = STEPControl_Writer()
+    writer.Transfer(part, STEPControl_AsIs)
+    if writer.Write(str(path)) != IFSelect_RetDone:
+        raise RuntimeError(f"OCP could not write {path}")
+    return path
+
+
+WRITERS = {
+    "specification.pdf": write_pdf,
+    "plant-room.dxf": write_dxf,
+    "building.ifc": write_ifc,
+    "bracket.step": write_step,
+}
+
+
+def write_samples(folder: Path) -> list[Path]:
+    """Write one sample per format into ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [writer(folder / name) for name, writer in WRITERS.items()]
