@@ -2,6 +2,331 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Union
+
 import click
 
-COMMANDS: list[click.Command] = []
+log = logging.getLogger(__name__)
+
+# What the human-readable summary shows per format: (metadata key, label).
+_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
+    "pdf": (
+        ("pdf_version", "version"),
+        ("page_count", "pages"),
+        ("title", "title"),
+        ("author", "author"),
+        ("encrypted", "encrypted"),
+        ("text_chars", "text characters"),
+        ("image_count", "images"),
+    ),
+    "dxf": (
+        ("dxf_version", "version"),
+        ("release", "release"),
+        ("units", "units"),
+        ("layer_names", "layers"),
+        ("block_names", "blocks"),
+        ("entity_counts", "entities"),
+        ("text_count", "texts"),
+    ),
+    "dwg": (
+        ("dwg_version", "version"),
+        ("release", "release"),
+        ("title", "title"),
+        ("author", "author"),
+        ("layer_names", "layers"),
+        ("entity_counts", "entities"),
+        ("content_readable", "content readable"),
+    ),
+    "ifc": (
+        ("schema", "schema"),
+        ("project_name", "project"),
+        ("originating_system", "authoring tool"),
+        ("buildings", "buildings"),
+        ("storeys", "storeys"),
+        ("element_counts", "elements"),
+        ("length_unit", "length unit"),
+    ),
+    "step": (
+        ("file_schema", "schema"),
+        ("application_protocol", "protocol"),
+        ("originating_system", "authoring tool"),
+        ("parts", "parts"),
+        ("solid_count", "solids"),
+        ("face_count", "faces"),
+        ("length_unit", "length unit"),
+    ),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# extract
+# --------------------------------------------------------------------------------------------
+
+
+def collect_files(paths: Iterable[Path]) -> list[Path]:
+    """The files named on the command line, directories walked recursively and sorted.
+
+    Raises ``click.BadParameter`` (exit code 2) for a missing or unreadable path and for a
+    directory that holds no file.
+    """
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        if not path.exists():
+            raise click.BadParameter(f"{path}: no such file or directory", param_hint="PATH")
+        if path.is_dir():
+            found = sorted(_walk(path))
+            if not found:
+                raise click.BadParameter(f"{path}: the directory holds no file", param_hint="PATH")
+        elif path.is_file():
+            found = [path]
+        else:
+            raise click.BadParameter(f"{path}: not a regular file", param_hint="PATH")
+        for file in found:
+            if not os.access(file, os.R_OK):
+                raise click.BadParameter(f"{file}: permission denied", param_hint="PATH")
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files
+
+
+def _walk(directory: Path) -> Iterable[Path]:
+    if not os.access(directory, os.R_OK | os.X_OK):
+        raise click.BadParameter(f"{directory}: permission denied", param_hint="PATH")
+
+    def on_error(error: OSError) -> None:
+        raise click.BadParameter(f"{error.filename}: {error.strerror}", param_hint="PATH")
+
+    for root, dirs, names in os.walk(directory, onerror=on_error):
+        dirs.sort()
+        for name in names:
+            candidate = Path(root) / name
+            if candidate.is_file():
+                yield candidate
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        numbers = [v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)]
+        if numbers and len(numbers) == len(value):
+            return f"{sum(numbers):g} ({len(value)} kinds)"
+        return f"{len(value)}"
+    if isinstance(value, list):
+        return str(len(value))
+    return str(value)
+
+
+def format_summary(envelope: dict[str, Any]) -> str:
+    """A few lines a person can read: name, format, status, key figures, warnings, error."""
+    fmt = envelope["format"]
+    kind = f"{fmt}/{envelope['variant']}" if envelope.get("variant") else fmt
+    size = envelope["file"]["size_bytes"]
+    took = envelope["duration_ms"]
+    lines = [f"{envelope['file']['name']}: {kind}, {envelope['status']} ({size} bytes, {took} ms)"]
+    if not envelope.get("extension_matches", True) and fmt != "unknown":
+        lines.append("  the file name extension does not match the content")
+    metadata = envelope.get("metadata") or {}
+    for key, label in _FIGURES.get(fmt, ()):
+        value = metadata.get(key)
+        if value is None or value == [] or value == {}:
+            continue
+        lines.append(f"  {label}: {_figure(value)}")
+    for warning in envelope.get("warnings") or ():
+        lines.append(f"  warning: {warning}")
+    error = envelope.get("error")
+    if error:
+        lines.append(f"  error: {error['code']} ({error['kind']}): {error['message']}")
+    return "\n".join(lines)
+
+
+@click.command("extract")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the envelope (a list for several files) as JSON."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Wall-clock limit per file in seconds [default: EXTRACTION_TIMEOUT_S or 120].",
+)
+@click.option(
+    "--memory-mb",
+    type=click.IntRange(min=64),
+    default=None,
+    help="Address-space limit of a worker in MiB [default: EXTRACTION_MEMORY_LIMIT_MB or 2048].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files extracted in parallel, each in its own process [default: EXTRACTION_WORKERS or 1].",
+)
+def extract(
+    paths: tuple[Path, ...], as_json: bool, timeout: float | None, memory_mb: int | None, workers: int | None
+) -> None:
+    """Detect and extract local files (directories recursively), each in an isolated worker.
+
+    Exit code 0 when every file succeeded, 1 when any failed, 2 for a usage or input error.
+    """
+    from extraction_pipeline.extraction.workers import WorkerPool
+    from extraction_pipeline.settings import Settings, SettingsError
+
+    _configure_logging()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+    files = collect_files(paths)
+    overrides: dict[str, Any] = {}
+    if timeout is not None:
+        overrides["timeout_s"] = timeout
+    if memory_mb is not None:
+        overrides["memory_bytes"] = memory_mb * 1024 * 1024
+    size = min(workers or settings.extraction_workers, len(files))
+    overrides["size"] = size
+
+    def one(pool: WorkerPool, path: Path) -> dict[str, Any]:
+        try:
+            envelope = pool.extract(path)
+        except OSError as exc:  # vanished or became unreadable after it was listed
+            raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="PATH") from None
+        return envelope.model_dump(mode="json")
+
+    results: list[dict[str, Any]] = []
+    with WorkerPool.from_settings(settings, **overrides) as pool:
+        if size == 1:
+            envelopes: Iterable[dict[str, Any]] = (one(pool, path) for path in files)
+            executor = None
+        else:
+            executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="extract")
+            envelopes = executor.map(lambda path: one(pool, path), files)
+        try:
+            for data in envelopes:  # in input order
+                results.append(data)
+                if not as_json:
+                    click.echo(format_summary(data))
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+
+    if as_json:
+        document: Any = (
+            results[0] if len(paths) == 1 and len(files) == 1 and not paths[0].is_dir() else results
+        )
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+    failed = sum(1 for r in results if r["status"] != "succeeded")
+    if len(results) > 1 and not as_json:
+        click.echo(f"{len(results)} files: {len(results) - failed} succeeded, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        level = os.environ.get("EXTRACTION_LOG_LEVEL", "WARNING").upper()
+        logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+# --------------------------------------------------------------------------------------------
+# schema
+# --------------------------------------------------------------------------------------------
+
+
+def metadata_models() -> dict[str, type]:
+    """Each registered format's ``*Metadata`` model, by format name."""
+    from extraction_pipeline.extraction.envelope import FormatMetadata
+    from extraction_pipeline.extraction.registry import EXTRACTORS
+
+    models: dict[str, type] = {}
+    for fmt, module in EXTRACTORS.items():
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, FormatMetadata)
+                and value is not FormatMetadata
+                and value.__module__ == getattr(module, "__name__", None)
+            ):
+                models[fmt.value] = value
+                break
+    return models
+
+
+def envelope_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the envelope, ``metadata`` refined per format.
+
+    ``metadata`` is any of the per-format models or a generic object (a failed extraction has
+    ``{}``); in addition, a succeeded envelope of format X must carry X's metadata model.
+    """
+    from pydantic import Field, create_model
+
+    from extraction_pipeline.extraction.envelope import Envelope
+
+    models: dict[str, type] = {}
+    for fmt, model in metadata_models().items():
+        try:
+            model.model_json_schema(mode="serialization")  # type: ignore[attr-defined]
+        except Exception as exc:  # a field type without a JSON Schema: leave the model out
+            log.warning("no JSON Schema for %s metadata: %s", fmt, exc)
+            continue
+        models[fmt] = model
+    metadata_type: Any = Union[(*models.values(), dict[str, Any])]  # noqa: UP007 - built at runtime
+    described = create_model(
+        "Envelope",
+        __base__=Envelope,
+        __doc__=Envelope.__doc__,
+        metadata=(
+            metadata_type,
+            Field(
+                default_factory=dict,
+                description="Per format: "
+                + ", ".join(f"{fmt} -> {model.__name__}" for fmt, model in models.items())
+                + "; empty when the extraction failed.",
+            ),
+        ),
+    )
+    schema = described.model_json_schema(mode="serialization")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Envelope"
+    # Every key is always present in what `extract --json` prints, defaults included.
+    schema["required"] = list(schema.get("properties", {}))
+    conditions = []
+    for fmt, model in models.items():
+        if model.__name__ not in schema.get("$defs", {}):
+            continue
+        conditions.append(
+            {
+                "if": {
+                    "properties": {"format": {"const": fmt}, "status": {"const": "succeeded"}},
+                    "required": ["format", "status"],
+                },
+                "then": {"properties": {"metadata": {"$ref": f"#/$defs/{model.__name__}"}}},
+            }
+        )
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
+
+
+@click.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the result envelope."""
+    _configure_logging()
+    click.echo(json.dumps(envelope_json_schema(), indent=2))
+
+
+COMMANDS: list[click.Command] = [extract, schema]

@@ -32,7 +32,6 @@ EXTENSIONS: dict[str, Format] = {
     ".stp": Format.STEP,
     ".step": Format.STEP,
     ".p21": Format.STEP,
-    ".stpz": Format.STEP,
 }
 
 
@@ -102,8 +101,8 @@ def _sniff(path: Path, head: bytes, by_extension: Format | None) -> Detection:
         return Detection(Format.PDF)
     if head.startswith(_BINARY_DXF_SENTINEL):
         return Detection(Format.DXF, "binary")
-    if _DWG_VERSION.match(head):
-        return Detection(Format.DWG, details={"version": head[:6].decode("ascii", "replace")})
+    if version := _DWG_VERSION.match(head):
+        return Detection(Format.DWG, details={"version": version.group().decode("ascii")})
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if stripped.startswith(_STEP_MAGIC):
         return _sniff_step(stripped, by_extension)
@@ -182,6 +181,6 @@ def _sniff_xml(head: bytes) -> Detection:
     root = match.group(2).lower()
     tag_end = text.find(b">", match.start())
     opening = text[match.start() : tag_end if tag_end > 0 else len(text)].lower()
-    if root in ("ifcxml", "iso_10303_28") or b"ifcxml" in opening or b"buildingsmart-tech.org/ifc" in opening:
+    if root in (b"ifcxml", b"iso_10303_28") or b"ifcxml" in opening or b"buildingsmart-tech.org/ifc" in opening:
         return Detection(Format.IFC, "ifcxml")
     return Detection(Format.UNKNOWN)
