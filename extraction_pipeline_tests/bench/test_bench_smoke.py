@@ -1,0 +1,96 @@
+"""Smoke test of bench/extract_overhead.py: it runs end to end and reports sensible figures.
+
+No timing is asserted (the machine may be busy); only that the benchmark produces its JSON keys,
+positive numbers, and that its raw loops read the same facts as the project's extractors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from extraction_pipeline.extraction.extract import extract_file
+from extraction_pipeline_tests.corpus import CORPUS_DIR, REPO_ROOT
+
+BENCH = REPO_ROOT / "bench" / "extract_overhead.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("extract_overhead", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_files(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("bench")
+    files = bench.generate_files(folder, "tiny")
+    dwg = CORPUS_DIR / "dwg" / "sample_2000.dwg"
+    if dwg.is_file():
+        files.append(dwg)
+    return files
+
+
+def test_json_output_has_the_figures(
+    bench: ModuleType, tiny_files: list[Path], capsys, tmp_path: Path
+) -> None:
+    # The CLI with no corpus, tiny generated files and a single pass.
+    status = bench.main(["--json", "--scale", "tiny", "--repeat", "1", "--corpus", str(tmp_path / "none")])
+    assert status == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"per_format", "median_ratio", "worker_peak_rss_mb"} <= result.keys()
+    # PDF, DXF and IFC are implemented; every generated file is either measured or explained.
+    assert {"pdf", "dxf", "ifc"} <= result["per_format"].keys()
+    counted = sum(row["files"] for row in result["per_format"].values())
+    assert counted + len(result["skipped"]) == len(bench.GENERATORS)
+    for row in result["per_format"].values():
+        assert row["project_ms"] > 0 and row["raw_ms"] > 0 and row["ratio"] > 0
+    assert result["median_ratio"] > 0
+    assert result["worker_peak_rss_mb"] > 10  # a worker with the libraries loaded
+
+
+def test_measure_counts_a_corpus_dwg(bench: ModuleType, tiny_files: list[Path]) -> None:
+    dwg = [path for path in tiny_files if path.suffix == ".dwg"]
+    if not dwg:
+        pytest.skip(f"no corpus at {CORPUS_DIR}")
+    result = bench.measure(dwg, repeat=1)
+    assert result["per_format"]["dwg"]["files"] == 1
+    assert result["per_format"]["dwg"]["raw_ms"] > 0
+    assert bench.render(result).startswith("format")
+
+
+def test_raw_loops_read_the_facts_the_project_reports(bench: ModuleType, tiny_files: list[Path]) -> None:
+    shared = {
+        "pdf": ("page_count", "text_chars", "pages_without_text", "image_count", "annotation_count"),
+        "dxf": ("entity_counts", "text_count", "layout_names", "recovered"),
+        "dwg": ("dwg_version", "layer_names", "entity_counts"),
+        "ifc": (
+            "schema",
+            "project_name",
+            "sites",
+            "buildings",
+            "storeys",
+            "element_counts",
+            "property_set_count",
+        ),
+        "step": ("solid_count", "face_count", "edge_count"),
+    }
+    compared = 0
+    for path in tiny_files:
+        envelope = extract_file(path)
+        if not envelope.succeeded:
+            continue  # an extractor still being written
+        raw = bench.RAW_EXTRACTORS[envelope.format](path)
+        for key in shared[envelope.format]:
+            assert raw[key] == envelope.metadata[key], (path.name, key)
+        compared += 1
+    assert compared >= 3
