@@ -18,6 +18,7 @@ from extraction_pipeline.cli.common import (
     operation_errors,
 )
 from extraction_pipeline.extraction.errors import TooLarge
+from extraction_pipeline.extraction.extract import printable_name
 from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
 from extraction_pipeline.persistence.repository import STATUSES, CloudFileRepository, NewFile, status_of
 from extraction_pipeline.settings import MIB, Settings
@@ -67,7 +68,7 @@ def _check_file(path: Path, max_bytes: int) -> UploadCandidate:
         fail(
             f"{path}: {size} bytes is over the maximum upload size of {max_bytes // MIB} MiB (EXTRACTION_MAX_FILE_MB)"
         )
-    return UploadCandidate(path=path, name=path.name, size_bytes=size)
+    return UploadCandidate(path=path, name=printable_name(path.name), size_bytes=size)
 
 
 @click.command()

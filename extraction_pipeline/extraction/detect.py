@@ -107,7 +107,7 @@ def _sniff(path: Path, head: bytes, by_extension: Format | None) -> Detection:
     if stripped.startswith(_STEP_MAGIC):
         return _sniff_step(stripped, by_extension)
     if head.startswith(b"PK\x03\x04"):
-        return _sniff_zip(path)
+        return _sniff_zip(path, head)
     if _looks_like_ascii_dxf(stripped):
         return Detection(Format.DXF, "ascii")
     if stripped.startswith(b"<"):
@@ -136,12 +136,19 @@ def _sniff_step(head: bytes, by_extension: Format | None) -> Detection:
     )
 
 
-def _sniff_zip(path: Path) -> Detection:
+def _first_member_name(head: bytes) -> str:
+    """The name in a zip's first local file header (readable even when the archive is cut short)."""
+    name_length = int.from_bytes(head[26:28], "little")
+    return head[30 : 30 + name_length].decode("utf-8", "replace")
+
+
+def _sniff_zip(path: Path, head: bytes) -> Detection:
     try:
         with zipfile.ZipFile(path) as archive:
             names = [info.filename for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, OSError, ValueError):
-        return Detection(Format.UNKNOWN)
+        # No central directory (a truncated upload): the first member's local header still names it.
+        names = [_first_member_name(head)]
     lowered = [n.lower() for n in names]
     if any(n.endswith(".ifc") for n in lowered):
         return Detection(Format.IFC, "ifczip")
@@ -181,6 +188,10 @@ def _sniff_xml(head: bytes) -> Detection:
     root = match.group(2).lower()
     tag_end = text.find(b">", match.start())
     opening = text[match.start() : tag_end if tag_end > 0 else len(text)].lower()
-    if root in (b"ifcxml", b"iso_10303_28") or b"ifcxml" in opening or b"buildingsmart-tech.org/ifc" in opening:
+    if (
+        root in (b"ifcxml", b"iso_10303_28")
+        or b"ifcxml" in opening
+        or b"buildingsmart-tech.org/ifc" in opening
+    ):
         return Detection(Format.IFC, "ifcxml")
     return Detection(Format.UNKNOWN)

@@ -35,6 +35,11 @@ def file_info(path: Path, name: str) -> FileInfo:
     return FileInfo(name=name, size_bytes=size, sha256=digest.hexdigest())
 
 
+def printable_name(name: str) -> str:
+    """A file name as valid Unicode: bytes that were not UTF-8 (surrogate escapes) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def extract_file(
     path: str | Path,
     filename: str | None = None,
@@ -44,7 +49,7 @@ def extract_file(
     """Detect and extract ``path``; every failure becomes a failed envelope, never an exception."""
     started = time.perf_counter()
     path = Path(path)
-    name = filename if filename is not None else path.name
+    name = printable_name(filename if filename is not None else path.name)
     info = file_info(path, name)
     detection = Detection(Format.UNKNOWN, extension_matches=False)
     extractor = DETECTOR

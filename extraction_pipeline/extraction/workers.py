@@ -82,6 +82,7 @@ from typing import TYPE_CHECKING, Any
 from extraction_pipeline.extraction.context import DEFAULT_MAX_FILE_BYTES
 from extraction_pipeline.extraction.envelope import Envelope, ErrorInfo, ExtractorInfo
 from extraction_pipeline.extraction.errors import WORKER_FAILURE_CODES, worker_failure_kind
+from extraction_pipeline.extraction.extract import printable_name
 
 if TYPE_CHECKING:
     from extraction_pipeline.settings import Settings
@@ -511,7 +512,7 @@ class WorkerPool:
         if os.getpid() != self._owner_pid:
             raise RuntimeError("a WorkerPool cannot be used in a forked child; create one there")
         path = Path(path)
-        name = filename if filename is not None else path.name
+        name = printable_name(filename if filename is not None else path.name)
         with path.open("rb"):  # fail early, in the caller, on a missing or unreadable file
             pass
         if path.is_dir():

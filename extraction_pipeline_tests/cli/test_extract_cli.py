@@ -256,3 +256,17 @@ def test_schema_is_valid_and_validates_real_envelopes(
     error = {"kind": "permanent", "code": "corrupt", "message": "unreadable"}
     assert validator.is_valid({**succeeded, "status": "failed", "metadata": {}, "error": error})
     assert not validator.is_valid({k: v for k, v in succeeded.items() if k != "warnings"})
+
+
+def test_a_file_name_that_is_not_utf8_still_gives_valid_utf8_json(tmp_path: Path) -> None:
+    raw_name = os.fsencode(tmp_path) + b"/plan\xff.pdf"
+    with open(raw_name, "wb") as handle:
+        handle.write(b"not a pdf at all")
+    completed = subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", "extract", "--json", os.fsdecode(raw_name)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1
+    envelope = json.loads(completed.stdout.decode("utf-8"))  # strict decoding: no lone surrogates
+    assert envelope["file"]["name"] == "plan\ufffd.pdf"

@@ -223,12 +223,6 @@ def test_plain_zip_is_unknown(tmp_path: Path) -> None:
     assert detection.extension_matches is False
 
 
-def test_truncated_zip_is_unknown(tmp_path: Path) -> None:
-    complete = make_zip(tmp_path, "whole.zip", {"model.ifc": spf("IFC4") * 50}).read_bytes()
-    detection = detect_format(write(tmp_path, "model.ifczip", complete[: len(complete) // 2]))
-    assert detection.format is Format.UNKNOWN
-
-
 @pytest.mark.parametrize(
     "content",
     [
@@ -322,3 +316,16 @@ def test_the_given_filename_is_used_instead_of_the_path(tmp_path: Path) -> None:
     detection = detect_format(path, "Floor Plan.DXF")
     assert detection.format is Format.DXF
     assert detection.extension_matches
+
+
+def test_truncated_ifczip_is_still_an_ifczip(tmp_path: Path) -> None:
+    """A zip cut short has no central directory; the first local header still names the member."""
+    import zipfile
+
+    whole = tmp_path / "model.ifczip"
+    with zipfile.ZipFile(whole, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("model.ifc", "ISO-10303-21;\nHEADER;\nFILE_SCHEMA(('IFC4'));\nENDSEC;\n" * 200)
+    data = whole.read_bytes()
+    cut = write(tmp_path, "cut.ifczip", data[: len(data) // 2])
+    detection = detect_format(cut)
+    assert (detection.format, detection.variant) == (Format.IFC, "ifczip")

@@ -187,11 +187,13 @@ def _open_spf(path: Path, warnings: list[str]) -> tuple[Any, Any]:
         # The format is given explicitly: uploads have arbitrary names (".bin", no extension).
         model = ifcopenshell.open(path, format=".ifc", **kwargs)
     except ifcopenshell.SchemaError as exc:
-        raise UnsupportedFormat(f"{exc} (ifcopenshell reads {', '.join(_supported_schemas())})") from exc
+        raise UnsupportedFormat(
+            _clean(f"{exc} (ifcopenshell reads {', '.join(_supported_schemas())})")
+        ) from exc
     except ifcopenshell.Error as exc:
-        raise CorruptFile(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}") from exc
+        raise CorruptFile(_clean(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}")) from exc
     except OSError as exc:
-        raise CorruptFile(f"ifcopenshell cannot read the file: {exc}") from exc
+        raise CorruptFile(_clean(f"ifcopenshell cannot read the file: {exc}")) from exc
     truncated = _looks_truncated(path)
     if not model.types():
         if truncated:
@@ -234,8 +236,8 @@ def _log_messages(logger: Any, severities: tuple[str, ...]) -> list[str]:
             info = entry.to_dict()
             if str(info.get("severity", "")).upper() not in severities:
                 continue
-            text = str(info.get("message", "")).strip()
-            instance = str(info.get("instance") or "").strip()
+            text = _clean(str(info.get("message", ""))).strip()
+            instance = _clean(str(info.get("instance") or "")).strip()
             if instance:
                 text = f"{text} ({instance[:200]})"
             if text and text not in found:
@@ -261,7 +263,7 @@ def _open_ifcxml(path: Path, *, inside_zip: bool) -> tuple[Any, Any]:
             "export the model as IFC-SPF (.ifc) instead"
         ) from exc
     except ifcopenshell.Error as exc:
-        raise CorruptFile(f"ifcopenshell cannot read {where}: {exc}") from exc
+        raise CorruptFile(_clean(f"ifcopenshell cannot read {where}: {exc}")) from exc
     return model, logger
 
 
@@ -355,8 +357,17 @@ def _safe_attr(obj: Any, name: str) -> Any:
 def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    value = value.strip()
+    value = _clean(value).strip()
     return value or None
+
+
+def _clean(text: str) -> str:
+    """Valid Unicode: ifcopenshell hands raw bytes of a damaged file back as lone surrogates, which
+    JSON on stdout and PostgreSQL's JSONB cannot carry; they become U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # surrogates outside the escape range
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _joined(value: Any) -> str | None:

@@ -39,6 +39,9 @@ _PDF_DATE = re.compile(
     re.VERBOSE,
 )
 _VERSION = re.compile(r"(\d+)\.(\d+)")
+# MuPDF messages saying that an object was skipped because it could not be parsed (too deeply nested,
+# damaged, ...): what it held is missing from the metadata, so the user is warned.
+_LOST_OBJECT = re.compile(r"cannot load object|stack overflow|nesting too deep|limit error", re.IGNORECASE)
 
 
 class PdfMetadata(FormatMetadata):
@@ -200,7 +203,22 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
     )
     if metadata.repaired:
         warnings.insert(0, REPAIRED_WARNING)
+    lost = _lost_objects(pymupdf)
+    if lost:
+        warnings.append(
+            "some objects of the PDF could not be read and were skipped, so the metadata may be incomplete "
+            f"(MuPDF: {'; '.join(lost)})"
+        )
     return FormatResult(metadata=metadata, warnings=warnings)
+
+
+def _lost_objects(pymupdf: Any) -> list[str]:
+    """The distinct MuPDF messages (at most 3) about objects it could not load since the file was opened."""
+    lines = (line.strip() for line in pymupdf.TOOLS.mupdf_warnings(reset=True).splitlines())
+    found = list(dict.fromkeys(line for line in lines if _LOST_OBJECT.search(line)))
+    # "cannot load object (N 0 R)" names what was lost; the generic cause lines come after.
+    found.sort(key=lambda line: "cannot load object" not in line.lower())
+    return found[:3]
 
 
 def _page_count(doc: Any) -> int:
