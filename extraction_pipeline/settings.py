@@ -63,6 +63,10 @@ class Settings:
     retry_delay_s: float
     max_retries: int
     notify_webhook_url: str | None
+    # Partitions per run of a batched backfill (BackfillPolicy.multi_run).
+    backfill_batch_size: int = 25
+    # A file queued this long without a run is requested again (same run_key) by the sensor.
+    requeue_grace_s: int = 300
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -83,6 +87,8 @@ class Settings:
             retry_delay_s=_float(env, "EXTRACTION_RETRY_DELAY_S", 30.0, minimum=0.0),
             max_retries=_int(env, "EXTRACTION_MAX_RETRIES", 3, minimum=0),
             notify_webhook_url=env.get("EXTRACTION_NOTIFY_WEBHOOK_URL") or None,
+            backfill_batch_size=_int(env, "EXTRACTION_BACKFILL_BATCH_SIZE", 25, minimum=1),
+            requeue_grace_s=_int(env, "EXTRACTION_REQUEUE_GRACE_S", 300, minimum=1),
         )
 
     @property

@@ -55,6 +55,9 @@ class CloudFile(Base):
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # Null until the pipeline sees the file; then {"status": ..., "format": ..., ...}.
     extraction_status: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    # How many times a run was requested for this file: part of the sensor's run_key, so a
+    # retry is a new request while a re-evaluated tick is the same one.
+    extraction_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     __table_args__ = (
         # The sensor's query: pending files in id order. Partial, so it stays small with millions of rows.

@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Integer, column, func, literal_column, null, or_, select, table, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from extraction_pipeline.persistence.database import create_db_engine, session_factory, translate_db_errors
-from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
+from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob, utcnow
 
 STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+
+# Added by migration 0002 (not mapped on the ORM model): how many times the file was queued.
+_generation_table = table("cloud_files", column("id", Integer), column("extraction_generation", Integer))
+
+
+@dataclass(frozen=True)
+class QueuedFile:
+    """A file the pipeline just queued: its partition key and the Dagster run key of the request."""
+
+    id: int
+    generation: int
+
+    @property
+    def partition_key(self) -> str:
+        return str(self.id)
+
+    @property
+    def run_key(self) -> str:
+        return f"cloud-file-{self.id}-{self.generation}"
+
+
+def new_status(status: str, **fields: Any) -> dict[str, Any]:
+    """An ``extraction_status`` document with every key of INTERFACE.md."""
+    now = utcnow().isoformat()
+    document: dict[str, Any] = {
+        "status": status,
+        "format": None,
+        "job_id": None,
+        "run_id": None,
+        "attempts": 0,
+        "updated_at": now,
+        "completed_at": now if status in FINAL_STATUSES else None,
+        "error": None,
+    }
+    document.update(fields)
+    return document
 
 
 @dataclass(frozen=True)
@@ -96,8 +137,313 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions() as session:
             return session.scalar(select(func.count()).select_from(CloudFile)) or 0
 
+    # -- the pipeline: queueing -------------------------------------------------------------------------
+
+    def pending_ids(self, limit: int) -> list[int]:
+        """The oldest files the pipeline has not seen yet (uses the partial index ix_cloud_files_pending)."""
+        query = select(CloudFile.id).where(CloudFile.extraction_status.is_(None)).order_by(CloudFile.id)
+        with translate_db_errors(self.url), self.sessions() as session:
+            return list(session.scalars(query.limit(limit)))
+
+    def queue_files(self, ids: Iterable[int], *, only_pending: bool = True, **extra: Any) -> list[QueuedFile]:
+        """Mark files ``queued`` and give each a new request generation, in one transaction.
+
+        With ``only_pending`` a file that is no longer pending (another tick, a concurrent command)
+        is left alone and not returned, so two callers never both queue the same file.
+        """
+        ids = sorted(set(ids))
+        if not ids:
+            return []
+        queued: list[QueuedFile] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            query = select(CloudFile.id, literal_column("extraction_generation", Integer)).where(
+                CloudFile.id.in_(ids)
+            )
+            if only_pending:
+                query = query.where(CloudFile.extraction_status.is_(None))
+            else:
+                query = query.where(
+                    CloudFile.extraction_status.is_(None)
+                    | CloudFile.extraction_status["status"].as_string().not_in(ACTIVE_STATUSES)
+                )
+            rows = session.execute(query.with_for_update()).all()
+            for file_id, generation in rows:
+                item = QueuedFile(id=file_id, generation=generation)
+                condition = CloudFile.id == file_id
+                if only_pending:
+                    condition = condition & CloudFile.extraction_status.is_(None)
+                result = session.execute(
+                    update(CloudFile)
+                    .where(condition)
+                    .values(
+                        extraction_status=new_status(
+                            "queued", run_key=item.run_key, generation=generation, **extra
+                        )
+                    )
+                )
+                if result.rowcount:
+                    session.execute(
+                        update(_generation_table)
+                        .where(_generation_table.c.id == file_id)
+                        .values(extraction_generation=generation + 1)
+                    )
+                    queued.append(item)
+        return queued
+
+    def stale_queued(self, older_than: datetime, limit: int) -> list[QueuedFile]:
+        """Files queued by the sensor before ``older_than`` that no run has picked up yet."""
+        query = (
+            select(CloudFile.id, CloudFile.extraction_status)
+            .where(CloudFile.extraction_status["status"].as_string() == "queued")
+            .order_by(CloudFile.id)
+        )
+        found: list[QueuedFile] = []
+        cutoff = older_than.isoformat()
+        with translate_db_errors(self.url), self.sessions() as session:
+            for file_id, status in session.execute(query):
+                if status.get("run_key") and str(status.get("updated_at") or "") < cutoff:
+                    found.append(QueuedFile(id=file_id, generation=int(status.get("generation", 0))))
+                    if len(found) >= limit:
+                        break
+        return found
+
+    def touch_queued(self, ids: Iterable[int]) -> None:
+        """Refresh ``updated_at`` of queued files (they were just requested again)."""
+        now = utcnow().isoformat()
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            for row in session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids)))):
+                status = dict(row.extraction_status or {})
+                if status.get("status") == "queued":
+                    status["updated_at"] = now
+                    row.extraction_status = status
+
+    def reset_to_pending(
+        self, ids: Iterable[int], *, statuses: Sequence[str] = ("failed", "cancelled")
+    ) -> list[int]:
+        """``retry``: files in one of ``statuses`` become pending again (the sensor queues them anew)."""
+        changed: list[int] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            rows = session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids))).with_for_update())
+            for row in rows:
+                if row.extraction_status and row.extraction_status.get("status") in statuses:
+                    changed.append(row.id)
+            if changed:
+                # SQL NULL (a Python None would be stored as the JSON value null on a JSON column).
+                session.execute(
+                    update(CloudFile).where(CloudFile.id.in_(changed)).values(extraction_status=null())
+                )
+        return sorted(changed)
+
+    def ids_by_filter(
+        self,
+        *,
+        status: str | None = None,
+        uploaded_before: datetime | None = None,
+        outdated: dict[str, str] | None = None,
+    ) -> list[int]:
+        """Ids for ``backfill``: every file, or by status, upload date, or outdated extractor version."""
+        query = select(CloudFile.id).order_by(CloudFile.id)
+        if status == "pending":
+            query = query.where(CloudFile.extraction_status.is_(None))
+        elif status is not None:
+            query = query.where(CloudFile.extraction_status["status"].as_string() == status)
+        if uploaded_before is not None:
+            query = query.where(CloudFile.uploaded_at < uploaded_before)
+        if outdated is not None:
+            query = query.join(CloudFileMetadata, CloudFileMetadata.cloud_file_id == CloudFile.id)
+            stale = [
+                (CloudFileMetadata.format == fmt) & (CloudFileMetadata.extractor_version != version)
+                for fmt, version in outdated.items()
+            ]
+            query = query.where(or_(*stale))
+        with translate_db_errors(self.url), self.sessions() as session:
+            return list(session.scalars(query))
+
+    # -- the pipeline: a run -----------------------------------------------------------------------------
+
+    def set_status(
+        self, file_id: int, status: str, *, expect_run_id: str | None = None, **fields: Any
+    ) -> bool:
+        """Move one file to ``status`` keeping its other keys; with ``expect_run_id`` only if it still
+        belongs to that run. Returns whether the file changed."""
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            row = session.get(CloudFile, file_id, with_for_update=True)
+            if row is None:
+                return False
+            return _apply_status(row, status, expect_run_id=expect_run_id, **fields)
+
+    def start_attempt(
+        self, file_id: int, *, run_id: str, attempt: int, max_attempts: int, format: str | None = None
+    ) -> int | None:
+        """A new ``extraction_jobs`` row (running) and the file ``running``; None if it was cancelled."""
+        now = utcnow()
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            row = session.get(CloudFile, file_id, with_for_update=True)
+            if row is None or (row.extraction_status or {}).get("status") == "cancelled":
+                return None
+            job = ExtractionJob(
+                cloud_file_id=file_id,
+                status="running",
+                attempt=attempt,
+                max_attempts=max_attempts,
+                dagster_run_id=run_id,
+                started_at=now,
+            )
+            session.add(job)
+            session.flush()
+            fields: dict[str, Any] = {"run_id": run_id, "job_id": job.id, "attempts": attempt, "error": None}
+            if format is not None:
+                fields["format"] = format
+            _apply_status(row, "running", **fields)
+            return job.id
+
+    def finish_attempt(
+        self,
+        job_id: int,
+        status: str,
+        *,
+        error: dict[str, Any] | None = None,
+        next_retry_at: datetime | None = None,
+        result: dict[str, Any] | None = None,
+        file_status: str | None = None,
+        format: str | None = None,
+    ) -> None:
+        """Close a job row (``retrying``, ``extracted``, ``failed``, ...) and optionally move its file."""
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            job = session.get(ExtractionJob, job_id, with_for_update=True)
+            if job is None:
+                return
+            job.status = status
+            job.next_retry_at = next_retry_at
+            if status != "retrying":
+                job.finished_at = utcnow()
+            if error is not None:
+                job.error_kind, job.error_code, job.error_message = (
+                    error["kind"],
+                    error["code"],
+                    error["message"],
+                )
+            if result is not None:
+                job.result = result
+            if file_status is not None:
+                row = session.get(CloudFile, job.cloud_file_id, with_for_update=True)
+                if row is not None and (row.extraction_status or {}).get("status") != "cancelled":
+                    fields: dict[str, Any] = {"error": error, "job_id": job.id}
+                    if format is not None:
+                        fields["format"] = format
+                    _apply_status(row, file_status, **fields)
+
+    def abandon_jobs(self, file_ids: Iterable[int], *, except_run_ids: Iterable[str]) -> int:
+        """Job rows left ``running``/``retrying`` by a run that died: mark them ``abandoned``."""
+        keep = list(except_run_ids)
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            result = session.execute(
+                update(ExtractionJob)
+                .where(
+                    ExtractionJob.cloud_file_id.in_(list(file_ids)),
+                    ExtractionJob.status.in_(("running", "retrying", "extracted")),
+                    ExtractionJob.dagster_run_id.not_in(keep),
+                )
+                .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
+            )
+            return result.rowcount or 0
+
+    def run_jobs(self, file_ids: Iterable[int], run_ids: Iterable[str]) -> dict[int, ExtractionJob]:
+        """The latest job row of each file written by one of ``run_ids`` (a run and its retries)."""
+        query = (
+            select(ExtractionJob)
+            .where(
+                ExtractionJob.cloud_file_id.in_(list(file_ids)),
+                ExtractionJob.dagster_run_id.in_(list(run_ids)),
+            )
+            .order_by(ExtractionJob.id)
+        )
+        with translate_db_errors(self.url), self.sessions() as session:
+            return {job.cloud_file_id: job for job in session.scalars(query)}
+
+    def materialize(
+        self, file_id: int, job_id: int, envelope: dict[str, Any], summary: dict[str, Any]
+    ) -> bool:
+        """Upsert ``cloud_file_metadata``, the file ``succeeded`` and the job row, in one transaction.
+
+        Returns False (and writes nothing) when the file was cancelled meanwhile.
+        """
+        now = utcnow()
+        values = {
+            "cloud_file_id": file_id,
+            "format": envelope["format"],
+            "variant": envelope.get("variant"),
+            "extractor_version": envelope["extractor"]["version"],
+            "metadata": envelope.get("metadata") or {},
+            "warnings": envelope.get("warnings") or [],
+            "extracted_at": now,
+        }
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            row = session.get(CloudFile, file_id, with_for_update=True)
+            if row is None or (row.extraction_status or {}).get("status") == "cancelled":
+                return False
+            dialect = session.get_bind().dialect.name
+            insert = pg_insert if dialect == "postgresql" else sqlite_insert
+            table_ = CloudFileMetadata.__table__
+            statement = insert(table_).values(**values)
+            statement = statement.on_conflict_do_update(
+                index_elements=[table_.c.cloud_file_id],
+                set_={key: statement.excluded[key] for key in values if key != "cloud_file_id"},
+            )
+            session.execute(statement)
+            job = session.get(ExtractionJob, job_id, with_for_update=True)
+            if job is not None:
+                job.status, job.finished_at, job.result = "succeeded", now, summary
+                job.error_kind = job.error_code = job.error_message = None
+            _apply_status(row, "succeeded", format=envelope["format"], job_id=job_id, error=None)
+            return True
+
+    def cancel_files(self, ids: Iterable[int]) -> list[CloudFile]:
+        """Files not finished yet become ``cancelled`` (their open job rows too); returns them."""
+        changed: list[CloudFile] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            rows = session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids))).with_for_update())
+            for row in rows:
+                current = (row.extraction_status or {}).get("status")
+                if current in FINAL_STATUSES:
+                    continue
+                previous = dict(row.extraction_status or {})
+                _apply_status(row, "cancelled", error=None)
+                row.extraction_status = {**row.extraction_status, "previous_run_id": previous.get("run_id")}
+                session.execute(
+                    update(ExtractionJob)
+                    .where(
+                        ExtractionJob.cloud_file_id == row.id,
+                        ExtractionJob.status.in_(("running", "retrying", "extracted")),
+                    )
+                    .values(status="cancelled", finished_at=utcnow(), next_retry_at=None)
+                )
+                changed.append(row)
+        return changed
+
+    def files_of_run(self, run_id: str, statuses: Sequence[str] | None = None) -> list[CloudFile]:
+        """Files whose status names ``run_id`` (optionally only in ``statuses``)."""
+        query = select(CloudFile).where(CloudFile.extraction_status["run_id"].as_string() == run_id)
+        if statuses is not None:
+            query = query.where(CloudFile.extraction_status["status"].as_string().in_(list(statuses)))
+        with translate_db_errors(self.url), self.sessions() as session:
+            return list(session.scalars(query.order_by(CloudFile.id)))
+
 
 def status_of(row: CloudFile) -> str:
     """``pending`` for a file the pipeline has not seen yet, else its extraction status."""
     status: dict[str, Any] | None = row.extraction_status
     return "pending" if not status else str(status.get("status", "pending"))
+
+
+def _apply_status(row: CloudFile, status: str, *, expect_run_id: str | None = None, **fields: Any) -> bool:
+    current = dict(row.extraction_status or {})
+    if expect_run_id is not None and current.get("run_id") != expect_run_id:
+        return False
+    document = new_status(status)
+    for key in ("format", "job_id", "run_id", "attempts", "run_key", "generation"):
+        if key in current:
+            document[key] = current[key]
+    document.update(fields)
+    row.extraction_status = document
+    return True
