@@ -1,0 +1,319 @@
+"""The partitioned asset ``cloud_file_metadata``: ops ``detect_format`` -> ``extract`` -> ``materialize``.
+
+A run handles one file (sensor) or a batch of files (``BackfillPolicy.multi_run``): every op loops
+over ``context.partition_keys``. What flows between the ops lives in the database, not in memory
+or local files: ``detect_format`` writes the format into ``extraction_status``, ``extract`` writes
+each attempt's ``extraction_jobs`` row (the envelope rides on it until it is materialized), and
+``materialize`` writes ``cloud_file_metadata`` + status + job row in one transaction. So a step
+retried by its ``RetryPolicy``, a run re-executed from failure after a crash, or a step running on
+another machine all see the same state, and a retried step skips files already finished.
+
+One bad file fails only that file: permanent failures are recorded per file and the batch goes on;
+at the end ``materialize`` raises ``Failure(allow_retries=False)`` naming them (the run fails and
+the alert sensor announces it), while the other files are materialized. Transient failures make
+the step raise after the whole batch was tried, and the retried step redoes only those files.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+
+from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
+from extraction_pipeline.orchestration.resources import ExtractionResource
+from extraction_pipeline.orchestration.summary import escape_markdown, job_summary, materialization_metadata
+from extraction_pipeline.settings import Settings
+
+ASSET_KEY = dg.AssetKey("cloud_file_metadata")
+JOB_NAME = "extract_cloud_files"
+CODE_VERSION_TAG = "dagster/code_version"
+
+
+def extractor_code_version() -> str:
+    """Follows the extractors' versions: any change marks the materialized partitions stale."""
+    from extraction_pipeline.extraction.registry import extractor_versions
+
+    versions = extractor_versions()
+    joined = ",".join(f"{fmt}={version}" for fmt, version in sorted(versions.items()))
+    return f"extractors-{hashlib.sha256(joined.encode()).hexdigest()[:12]}"
+
+
+class TransientBatchFailure(Exception):
+    """Some files of the batch failed for a reason worth retrying: the step's RetryPolicy retries."""
+
+
+def retry_policy(settings: Settings) -> dg.RetryPolicy:
+    return dg.RetryPolicy(
+        max_retries=settings.max_retries,
+        delay=settings.retry_delay_s,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
+
+
+def _file_ids(context: dg.OpExecutionContext) -> list[int]:
+    return [file_id_of(key) for key in context.partition_keys]
+
+
+def _run_group(context: dg.OpExecutionContext) -> set[str]:
+    """This run and the runs it re-executes (a retried run sees the work of its parents)."""
+    run = context.run
+    ids = {run.run_id}
+    if run.parent_run_id:
+        group = context.instance.get_run_group(run.run_id)
+        if group is not None:
+            ids.update(r.run_id for r in group[1])
+    return ids
+
+
+@contextmanager
+def cancel_on_termination(context: dg.OpExecutionContext, extraction: ExtractionResource) -> Iterator[None]:
+    """A terminated run (UI, ``cancel``): its unfinished files end ``cancelled`` and the step stops.
+
+    Dagster turns an interrupt inside a step that has a RetryPolicy into a retry (meant for
+    preempted machines); a termination must stop the run instead, hence ``allow_retries=False``.
+    """
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
+    try:
+        yield
+    except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+        cancelled = extraction.repository.cancel_files(_file_ids(context))
+        context.log.warning(f"the run was terminated: files {[row.id for row in cancelled]} cancelled")
+        raise dg.Failure(
+            description="the run was terminated; its unfinished files are cancelled", allow_retries=False
+        ) from exc
+
+
+def _error(kind: str, code: str, message: str) -> dict[str, str]:
+    return {"kind": kind, "code": code, "message": message}
+
+
+def _attempts(context: dg.OpExecutionContext, extraction: ExtractionResource) -> tuple[int, int, int]:
+    max_retries = extraction.settings.max_retries
+    return context.retry_number + 1, max_retries + 1, max_retries
+
+
+def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
+    """The asset with retry and backfill policies taken from ``settings``."""
+    policy = retry_policy(settings)
+
+    def next_retry_at(retry_number: int) -> Any:
+        from extraction_pipeline.persistence.models import utcnow
+
+        delay = ((2 ** (retry_number + 1)) - 1) * settings.retry_delay_s
+        return utcnow() + timedelta(seconds=delay)
+
+    def record_failure(
+        extraction: ExtractionResource,
+        context: dg.OpExecutionContext,
+        file_id: int,
+        error: dict[str, str],
+        *,
+        job_id: int | None = None,
+        final: bool,
+        fmt: str | None = None,
+    ) -> None:
+        repository = extraction.repository
+        attempt, max_attempts, _ = _attempts(context, extraction)
+        if job_id is None:
+            job_id = repository.start_attempt(
+                file_id, run_id=context.run_id, attempt=attempt, max_attempts=max_attempts
+            )
+            if job_id is None:
+                return
+        if final:
+            repository.finish_attempt(job_id, "failed", error=error, file_status="failed", format=fmt)
+            context.log.error(f"file {file_id}: {error['code']}: {error['message']}")
+        else:
+            repository.finish_attempt(
+                job_id,
+                "retrying",
+                error=error,
+                next_retry_at=next_retry_at(context.retry_number),
+                file_status="running",
+                format=fmt,
+            )
+            context.log.warning(f"file {file_id}: {error['code']} (will retry): {error['message']}")
+
+    @dg.op(retry_policy=policy, out=dg.Out(dg.Nothing))
+    def detect_format(context: dg.OpExecutionContext, extraction: ExtractionResource) -> None:
+        """Sniff each file's format from its bytes; the file becomes ``running``."""
+        from extraction_pipeline.extraction.detect import detect_format as detect
+
+        repository = extraction.repository
+        ids = _file_ids(context)
+        run_ids = _run_group(context)
+        repository.abandon_jobs(ids, except_run_ids=run_ids)
+        rows = {row.id: row for row in repository.list_files(ids=ids)}
+        attempt, max_attempts, _ = _attempts(context, extraction)
+        transient: list[int] = []
+        for file_id in ids:
+            row = rows.get(file_id)
+            if row is None:
+                context.log.warning(f"file {file_id} no longer exists; skipped")
+                continue
+            status = row.extraction_status or {}
+            if status.get("status") == "cancelled":
+                context.log.info(f"file {file_id} was cancelled; skipped")
+                continue
+            if status.get("run_id") in run_ids and status.get("format"):
+                continue  # detected by an earlier attempt of this run
+            try:
+                with extraction.local_path(row.storage_uri) as path:
+                    detection = detect(path, row.filename)
+            except Exception as exc:  # storage down, blob missing: maybe back on the next attempt
+                error = _error("transient", "storage_unavailable", f"the stored file cannot be read: {exc}")
+                final = attempt >= max_attempts
+                record_failure(extraction, context, file_id, error, final=final)
+                if not final:
+                    transient.append(file_id)
+                continue
+            repository.set_status(
+                file_id, "running", run_id=context.run_id, format=detection.format.value, error=None
+            )
+            context.log.info(f"file {file_id}: {detection.format.value} ({detection.variant or '-'})")
+        if transient:
+            raise TransientBatchFailure(f"{len(transient)} file(s) could not be read: {transient[:20]}")
+
+    @dg.op(retry_policy=policy, ins={"detected": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
+    def extract(context: dg.OpExecutionContext, extraction: ExtractionResource) -> None:
+        """Extract each detected file in an isolated worker; one ``extraction_jobs`` row per attempt."""
+        repository = extraction.repository
+        ids = _file_ids(context)
+        run_ids = _run_group(context)
+        rows = {row.id: row for row in repository.list_files(ids=ids)}
+        jobs = repository.run_jobs(ids, run_ids)
+        attempt, max_attempts, _ = _attempts(context, extraction)
+        transient: list[int] = []
+        for file_id in ids:
+            row = rows.get(file_id)
+            status = (row.extraction_status or {}) if row is not None else {}
+            if row is None or status.get("status") != "running" or status.get("run_id") not in run_ids:
+                continue  # cancelled, failed while detecting, or taken over by another run
+            job = jobs.get(file_id)
+            if job is not None and job.status in ("extracted", "succeeded", "failed", "cancelled"):
+                continue  # finished by an earlier attempt of this step
+            job_id = repository.start_attempt(
+                file_id, run_id=context.run_id, attempt=attempt, max_attempts=max_attempts
+            )
+            if job_id is None:
+                continue  # cancelled just now
+            try:
+                with (
+                    cancel_on_termination(context, extraction),
+                    extraction.local_path(row.storage_uri) as path,
+                ):
+                    envelope = extraction.extract(
+                        path, row.filename, attempt=attempt, max_attempts=max_attempts
+                    )
+            except dg.Failure:
+                raise
+            except Exception as exc:
+                error = _error("transient", "storage_unavailable", f"the stored file cannot be read: {exc}")
+                final = attempt >= max_attempts
+                record_failure(extraction, context, file_id, error, job_id=job_id, final=final)
+                if not final:
+                    transient.append(file_id)
+                continue
+            if envelope.succeeded:
+                repository.finish_attempt(job_id, "extracted", result=envelope.model_dump(mode="json"))
+                context.log.info(f"file {file_id}: extracted in {envelope.duration_ms} ms")
+                continue
+            error = (
+                envelope.error.model_dump() if envelope.error else _error("permanent", "crashed", "no result")
+            )
+            final = error["kind"] == "permanent" or attempt >= max_attempts
+            record_failure(
+                extraction, context, file_id, error, job_id=job_id, final=final, fmt=envelope.format
+            )
+            if not final:
+                transient.append(file_id)
+        if transient:
+            raise TransientBatchFailure(
+                f"{len(transient)} file(s) failed transiently and will be retried: {transient[:20]}"
+            )
+
+    @dg.op(
+        retry_policy=policy,
+        ins={"extracted": dg.In(dg.Nothing)},
+        out=dg.Out(dg.Nothing, is_required=False),
+    )
+    def materialize(context: dg.OpExecutionContext, extraction: ExtractionResource) -> Iterator[Any]:
+        """Write metadata, status and job row per file in one transaction; report permanent failures."""
+        repository = extraction.repository
+        ids = _file_ids(context)
+        run_ids = _run_group(context)
+        jobs = repository.run_jobs(ids, run_ids)
+        names = {row.id: row.filename for row in repository.list_files(ids=ids)}
+        failed: list[tuple[int, dict[str, Any]]] = []
+        for file_id in ids:
+            job = jobs.get(file_id)
+            if job is None:
+                continue
+            if job.status == "failed":
+                failed.append(
+                    (file_id, {"kind": job.error_kind, "code": job.error_code, "message": job.error_message})
+                )
+                continue
+            if job.status != "extracted" or not job.result:
+                continue
+            envelope = job.result
+            filename = names.get(file_id, envelope.get("file", {}).get("name", str(file_id)))
+            if not repository.materialize(file_id, job.id, envelope, job_summary(envelope)):
+                context.log.info(f"file {file_id} was cancelled; not materialized")
+                continue
+            # One event per file with its own metadata; the (optional) output is never yielded, so
+            # Dagster adds no second, metadata-less materialization and no IO manager is involved.
+            yield dg.AssetMaterialization(
+                asset_key=ASSET_KEY,
+                partition=str(file_id),
+                metadata=materialization_metadata(filename, envelope),
+                tags={CODE_VERSION_TAG: code_version},
+            )
+        if failed:
+            lines = [
+                f"- file {fid} ({escape_markdown(names.get(fid, '?'))}): {err['code']}: {err['message']}"
+                for fid, err in failed[:50]
+            ]
+            raise dg.Failure(
+                description=f"{len(failed)} file(s) failed permanently:\n" + "\n".join(lines),
+                metadata={
+                    "failed_files": dg.MetadataValue.json(
+                        [{"id": fid, "filename": names.get(fid), **err} for fid, err in failed[:200]]
+                    )
+                },
+                allow_retries=False,
+            )
+
+    code_version = extractor_code_version()
+
+    @dg.graph_asset(
+        name=ASSET_KEY.path[-1],
+        partitions_def=cloud_files_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(settings.backfill_batch_size),
+        code_version=code_version,
+        group_name="extraction",
+        kinds={"python"},
+        description=(
+            "Metadata extracted from an uploaded file (one partition per cloud_files.id), materialized "
+            "into cloud_file_metadata, cloud_files.extraction_status and extraction_jobs."
+        ),
+    )
+    def cloud_file_metadata() -> Any:
+        return materialize(extract(detect_format()))
+
+    return cloud_file_metadata
+
+
+def build_extraction_job(asset: dg.AssetsDefinition) -> Any:
+    return dg.define_asset_job(
+        JOB_NAME,
+        selection=[asset],
+        partitions_def=cloud_files_partitions,
+        executor_def=dg.in_process_executor,
+        description="Detect, extract and materialize the metadata of uploaded files.",
+    )

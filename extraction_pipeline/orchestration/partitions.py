@@ -1,0 +1,15 @@
+"""One dynamic partition per uploaded file; the key is ``cloud_files.id`` as a string."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+cloud_files_partitions = dg.DynamicPartitionsDefinition(name="cloud_files")
+
+
+def partition_key(file_id: int) -> str:
+    return str(int(file_id))
+
+
+def file_id_of(key: str) -> int:
+    return int(key)

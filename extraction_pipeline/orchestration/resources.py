@@ -1,0 +1,121 @@
+"""Resources: the settings, the repository, the blob store and the warm worker pool, as one object.
+
+Tests swap them by passing another ``ExtractionResource`` (e.g. another database URL) to
+``dg.materialize`` or ``dg.build_sensor_context``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from extraction_pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from extraction_pipeline.extraction.envelope import Envelope
+    from extraction_pipeline.extraction.workers import WorkerPool
+    from extraction_pipeline.persistence.blobs import BlobStore
+    from extraction_pipeline.persistence.repository import CloudFileRepository
+
+# One engine per database URL and process: sensor ticks run in a long-lived code server process.
+_repositories: dict[str, CloudFileRepository] = {}
+_repositories_lock = threading.Lock()
+
+
+def shared_repository(url: str) -> CloudFileRepository:
+    from extraction_pipeline.persistence.repository import CloudFileRepository
+
+    with _repositories_lock:
+        repository = _repositories.get(url)
+        if repository is None:
+            repository = _repositories[url] = CloudFileRepository.from_url(url)
+        return repository
+
+
+def dispose_shared_repositories() -> None:
+    with _repositories_lock:
+        for repository in _repositories.values():
+            repository.dispose()
+        _repositories.clear()
+
+
+class ExtractionResource(dg.ConfigurableResource):
+    """Everything a run or a sensor needs from layers 1 and 2.
+
+    Unset fields come from the environment (``Settings.from_env``), read when the resource is used,
+    so secrets never end up in Dagster's run configuration.
+    """
+
+    database_url: str | None = None
+    storage_url: str | None = None
+    # Extract in isolated child processes (the default); False runs extract_file in-process.
+    isolated: bool = True
+    max_retries: int | None = None
+    retry_delay_s: float | None = None
+
+    _pool: Any = PrivateAttr(default=None)
+    _pool_lock: Any = PrivateAttr(default=None)
+
+    @property
+    def settings(self) -> Settings:
+        settings = Settings.from_env()
+        overrides: dict[str, Any] = {}
+        if self.database_url:
+            from extraction_pipeline.settings import normalize_database_url
+
+            overrides["database_url"] = normalize_database_url(self.database_url)
+        if self.storage_url:
+            overrides["storage_url"] = self.storage_url
+        if self.max_retries is not None:
+            overrides["max_retries"] = self.max_retries
+        if self.retry_delay_s is not None:
+            overrides["retry_delay_s"] = self.retry_delay_s
+        if overrides:
+            from dataclasses import replace
+
+            settings = replace(settings, **overrides)
+        return settings
+
+    @property
+    def repository(self) -> CloudFileRepository:
+        return shared_repository(self.settings.database_url)
+
+    @property
+    def blob_store(self) -> BlobStore:
+        from extraction_pipeline.persistence.blobs import blob_store_from_url
+
+        return blob_store_from_url(self.settings.storage_url)
+
+    @contextmanager
+    def local_path(self, storage_uri: str) -> Iterator[Path]:
+        with self.blob_store.local_path(storage_uri) as path:
+            yield path
+
+    def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int) -> Envelope:
+        """Extract one file: in a warm isolated worker (kept for the whole run) or in-process."""
+        if not self.isolated:
+            from extraction_pipeline.extraction.extract import extract_file
+
+            return extract_file(path, filename, max_bytes=self.settings.max_file_bytes)
+        return self._worker_pool().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
+
+    def _worker_pool(self) -> WorkerPool:
+        if self._pool_lock is None:
+            self._pool_lock = threading.Lock()
+        with self._pool_lock:
+            if self._pool is None or self._pool.closed:
+                from extraction_pipeline.extraction.workers import WorkerPool
+
+                self._pool = WorkerPool.from_settings(self.settings)
+            return self._pool
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
