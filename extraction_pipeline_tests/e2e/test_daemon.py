@@ -1,0 +1,227 @@
+"""End to end with the real thing: a dagster-daemon on a PostgreSQL instance, uploads through the CLI.
+
+Nothing is clicked: the sensor (on by default) must pick the uploads up, the runs extract and
+materialize them into the PostgreSQL app database, a bad file fails after one attempt, no file is
+extracted twice; then `extraction-pipeline backfill` launches a partition backfill that the
+daemon runs in batches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from extraction_pipeline.persistence.repository import CloudFileRepository
+from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
+from extraction_pipeline_tests.orchestration.conftest import make_pdf
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 240
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment of a production-like deployment: PostgreSQL for the app and for Dagster."""
+    require_postgres()
+    app_url = create_pg_database("ep_e2e_app")
+    dagster_url = create_pg_database("ep_e2e_dagster")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # the committed production file
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EXTRACTION_", "DAGSTER_")) or key in ("EXTRACTION_TEST_PG_ADMIN_URL",)
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed: name the driver.
+        DAGSTER_POSTGRES_URL=dagster_url,
+        EXTRACTION_HOME=str(tmp_path / "extraction"),
+        EXTRACTION_DATABASE_URL=app_url,
+        EXTRACTION_STORAGE_URL=(tmp_path / "blobs").as_uri(),
+        EXTRACTION_SENSOR_INTERVAL_S="1",
+        EXTRACTION_RETRY_DELAY_S="0.5",
+        EXTRACTION_MAX_RETRIES="1",
+        EXTRACTION_BACKFILL_BATCH_SIZE="3",
+        EXTRACTION_TIMEOUT_S="60",
+    )
+    try:
+        yield env
+    finally:
+        drop_pg_database(app_url)
+        drop_pg_database(dagster_url)
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log = (tmp_path / "daemon.log").open("wb")
+    process = subprocess.Popen(
+        ["dagster-daemon", "run", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT,
+        env=deployment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        log.close()
+
+
+def wait_for(predicate, what: str, daemon: subprocess.Popen[bytes], log: Path, timeout_s: float = DEADLINE_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            pytest.fail(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1.0)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
+
+
+def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
+    deployment: dict[str, str], daemon: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    assert cli(deployment, "db", "upgrade").returncode == 0
+    files = tmp_path / "upload"
+    files.mkdir()
+    for pages in (1, 2, 3):
+        (files / f"plan {pages} <draft>.pdf").write_bytes(make_pdf(pages=pages))
+    (files / "notes.pdf").write_bytes(b"just some text, not a PDF\n" * 20)
+    upload = cli(deployment, "upload", str(files), "--json")
+    assert upload.returncode == 0, upload.stderr
+    uploaded = {item["filename"]: item["id"] for item in json.loads(upload.stdout)}
+    assert len(uploaded) == 4
+
+    repository = CloudFileRepository.from_url(deployment["EXTRACTION_DATABASE_URL"])
+    log = tmp_path / "daemon.log"
+
+    def finished() -> dict[int, dict] | None:
+        rows = repository.list_files()
+        states = {row.id: row.extraction_status or {} for row in rows}
+        if all(s.get("status") in ("succeeded", "failed") for s in states.values()):
+            return states
+        return None
+
+    try:
+        states = wait_for(finished, "every upload to finish", daemon, log)
+        bad = uploaded.pop("notes.pdf")
+        assert states[bad]["status"] == "failed" and states[bad]["error"]["code"] == "unsupported_format"
+        assert [(j.attempt, j.status) for j in repository.jobs_for(bad)] == [(1, "failed")]
+        for name, file_id in uploaded.items():
+            assert states[file_id]["status"] == "succeeded", (name, states[file_id])
+            jobs = repository.jobs_for(file_id)
+            assert [j.status for j in jobs] == ["succeeded"], (name, jobs)  # extracted exactly once
+            assert repository.metadata_for(file_id).metadata_["page_count"] == int(name.split()[1])
+        # The alert sensor marks nothing else and the daemon is still alive.
+        assert daemon.poll() is None
+
+        # A backfill of the succeeded files: the daemon runs it as batched runs (3 partitions per run).
+        launched = cli(deployment, "backfill", "--status", "succeeded", "--json")
+        assert launched.returncode == 0, launched.stderr
+        document = json.loads(launched.stdout)
+        assert document["files"] == 3 and document["backfill_id"]
+
+        def re_extracted() -> bool:
+            return all(
+                [j.status for j in repository.jobs_for(file_id)] == ["succeeded", "succeeded"]
+                for file_id in uploaded.values()
+            )
+
+        wait_for(re_extracted, "the backfill to re-extract the files", daemon, log)
+        for file_id in uploaded.values():
+            assert repository.get_file(file_id).extraction_status["status"] == "succeeded"
+        runs = {j.dagster_run_id for file_id in uploaded.values() for j in repository.jobs_for(file_id)[1:]}
+        assert len(runs) == 1  # one batched run for the three partitions
+
+        import dagster as dg
+
+        os.environ["DAGSTER_POSTGRES_URL"] = deployment["DAGSTER_POSTGRES_URL"]
+        try:
+            with dg.DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
+                backfills = instance.get_backfills()
+                assert [b.backfill_id for b in backfills] == [document["backfill_id"]]
+                materialized = instance.get_materialized_partitions(dg.AssetKey("cloud_file_metadata"))
+                assert materialized == {str(i) for i in uploaded.values()}
+        finally:
+            del os.environ["DAGSTER_POSTGRES_URL"]
+    finally:
+        repository.dispose()
+
+
+def test_cancel_terminates_the_run_of_a_hanging_file(
+    deployment: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    deployment["EXTRACTION_FAULT_INJECTION"] = "1"  # the worker of "hang" files sleeps forever
+    daemon = request.getfixturevalue("daemon")
+    assert cli(deployment, "db", "upgrade").returncode == 0
+    stuck = tmp_path / "stuck.pdf"
+    stuck.write_bytes(b"EXTRACTION-FAULT:hang\n")
+    upload = cli(deployment, "upload", str(stuck), "--json")
+    assert upload.returncode == 0, upload.stderr
+    file_id = json.loads(upload.stdout)[0]["id"]
+    repository = CloudFileRepository.from_url(deployment["EXTRACTION_DATABASE_URL"])
+    log = tmp_path / "daemon.log"
+    try:
+
+        def extracting() -> bool:
+            jobs = repository.jobs_for(file_id)
+            return bool(jobs) and jobs[-1].status == "running"
+
+        wait_for(extracting, "the extraction to start", daemon, log)
+        cancelled = cli(deployment, "cancel", str(file_id), "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+        document = json.loads(cancelled.stdout)
+        assert document["cancelled"] == [file_id] and len(document["terminated_runs"]) == 1
+        status = repository.get_file(file_id).extraction_status
+        assert status["status"] == "cancelled"
+        assert [j.status for j in repository.jobs_for(file_id)] == ["cancelled"]
+
+        import dagster as dg
+
+        os.environ["DAGSTER_POSTGRES_URL"] = deployment["DAGSTER_POSTGRES_URL"]
+        try:
+            with dg.DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
+
+                def run_cancelled() -> bool:
+                    run = instance.get_run_by_id(document["terminated_runs"][0])
+                    return run.status == dg.DagsterRunStatus.CANCELED
+
+                wait_for(run_cancelled, "the run to be cancelled", daemon, log, timeout_s=90)
+        finally:
+            del os.environ["DAGSTER_POSTGRES_URL"]
+        assert repository.get_file(file_id).extraction_status["status"] == "cancelled"
+    finally:
+        repository.dispose()

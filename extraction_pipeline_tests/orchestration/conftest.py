@@ -1,0 +1,99 @@
+"""Fixtures of the orchestration tests: migrated databases, a blob store, uploads, a Dagster instance.
+
+The fresh PostgreSQL database comes from the top-level ``pg_url`` fixture (extraction_pipeline_tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from extraction_pipeline.orchestration.resources import ExtractionResource, dispose_shared_repositories
+from extraction_pipeline.persistence import migrate
+from extraction_pipeline.persistence.blobs import blob_store_from_url
+from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile
+from extraction_pipeline.settings import Settings
+
+
+def make_pdf(pages: int = 1, text: str = "hello") -> bytes:
+    import pymupdf
+
+    document = pymupdf.open()
+    for number in range(pages):
+        page = document.new_page()
+        page.insert_text((72, 72), f"{text} {number + 1}")
+    data = document.tobytes()
+    document.close()
+    return data
+
+
+@dataclass
+class App:
+    """An application database + blob store, as the host application would have them."""
+
+    url: str
+    storage_url: str
+    repository: CloudFileRepository
+
+    def upload(self, name: str, data: bytes) -> int:
+        blob = blob_store_from_url(self.storage_url).put(io.BytesIO(data))
+        row = self.repository.add_file(
+            NewFile(filename=name, size_bytes=blob.size_bytes, sha256=blob.sha256, storage_uri=blob.uri)
+        )
+        return row.id
+
+    def status(self, file_id: int) -> dict:
+        row = self.repository.get_file(file_id)
+        assert row is not None
+        return row.extraction_status or {}
+
+    def resource(self, **overrides: object) -> ExtractionResource:
+        fields: dict[str, object] = {"database_url": self.url, "storage_url": self.storage_url}
+        fields.update(overrides)
+        return ExtractionResource(**fields)
+
+    def settings(self, **overrides: object) -> Settings:
+        from dataclasses import replace
+
+        base = Settings.from_env(
+            {"EXTRACTION_DATABASE_URL": self.url, "EXTRACTION_STORAGE_URL": self.storage_url}
+        )
+        return replace(base, **overrides)
+
+
+def _app(url: str, tmp_path: Path) -> Iterator[App]:
+    migrate.upgrade(url)
+    repository = CloudFileRepository.from_url(url)
+    try:
+        yield App(url=url, storage_url=(tmp_path / "blobs").as_uri(), repository=repository)
+    finally:
+        repository.dispose()
+        dispose_shared_repositories()
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    """SQLite application database with the schema applied."""
+    yield from _app(f"sqlite:///{tmp_path / 'app.db'}", tmp_path)
+
+
+@pytest.fixture
+def pg_app(pg_url: str, tmp_path: Path) -> Iterator[App]:
+    """A fresh PostgreSQL application database with the schema applied."""
+    yield from _app(pg_url, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_app(request: pytest.FixtureRequest) -> App:
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance

@@ -1,0 +1,172 @@
+"""Run-level sensors (alerts on failure, cancelled runs) and the retry / cancel commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+import pytest
+from click.testing import CliRunner
+
+from extraction_pipeline.cli import cli
+from extraction_pipeline.definitions import build_definitions
+from extraction_pipeline.orchestration.assets import JOB_NAME, build_extraction_asset
+from extraction_pipeline.orchestration.notify import notify, redact_webhook_url
+from extraction_pipeline.orchestration.sensors import extraction_cancellations, extraction_failure_alerts
+from extraction_pipeline_tests.orchestration.conftest import App
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            length = int(self.headers["Content-Length"])
+            received.append(
+                {
+                    "body": json.loads(self.rfile.read(length)),
+                    "content_type": self.headers["Content-Type"],
+                    "authorization": self.headers["Authorization"],
+                    "path": self.path,
+                }
+            )
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://alerts:s3cret@127.0.0.1:{server.server_port}/hook?token=abc", received
+    server.shutdown()
+    server.server_close()
+
+
+def failed_run(app: App, instance: dg.DagsterInstance) -> tuple[int, dg.DagsterRun]:
+    file_id = app.upload("broken <b>.pdf", b"no pdf here\n" * 5)
+    instance.add_dynamic_partitions("cloud_files", [str(file_id)])
+    result = dg.materialize(
+        [build_extraction_asset(app.settings(max_retries=2, retry_delay_s=0.0))],
+        instance=instance,
+        resources={"extraction": app.resource(isolated=False, max_retries=2)},
+        partition_key=str(file_id),
+        raise_on_error=False,
+    )
+    assert not result.success
+    return file_id, instance.get_run_by_id(result.run_id)
+
+
+def test_a_permanent_failure_is_announced_by_log_line_and_webhook(
+    app: App,
+    instance: dg.DagsterInstance,
+    webhook: tuple[str, list[dict]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, received = webhook
+    monkeypatch.setenv("EXTRACTION_NOTIFY_WEBHOOK_URL", url)
+    file_id, run = failed_run(app, instance)
+    failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
+    event = failure[0].event_log_entry.dagster_event if failure else None
+    if event is None:  # dg.materialize reports step failure; the run failure event carries the reason
+        event = next(
+            e.dagster_event
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.dagster_event.event_type_value == "RUN_FAILURE"
+        )
+    with (
+        caplog.at_level(logging.WARNING, logger="extraction_pipeline.notify"),
+        dg.build_run_status_sensor_context(
+            sensor_name="extraction_failure_alerts",
+            dagster_event=event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"extraction": app.resource()},
+        ) as status_context,
+    ):
+        extraction_failure_alerts(status_context.for_run_failure())
+    assert len(received) == 1 and received[0]["content_type"] == "application/json"
+    assert received[0]["authorization"] == "Basic YWxlcnRzOnMzY3JldA=="  # alerts:s3cret
+    assert received[0]["path"] == "/hook?token=abc"
+    body = received[0]["body"]
+    assert body["event"] == "extraction_failed" and body["run_id"] == run.run_id
+    assert body["files"] == [
+        {
+            "id": file_id,
+            "filename": "broken <b>.pdf",
+            "format": "unknown",
+            "error": {
+                "kind": "permanent",
+                "code": "unsupported_format",
+                "message": body["files"][0]["error"]["message"],
+            },
+        }
+    ]
+    logged = [r.getMessage() for r in caplog.records if "extraction alert" in r.getMessage()]
+    assert len(logged) == 1 and '"code": "unsupported_format"' in logged[0]
+    assert "s3cret" not in caplog.text and "token=abc" not in caplog.text
+
+
+def test_an_unreachable_webhook_is_logged_without_its_secret(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="extraction_pipeline.notify"):
+        delivered = notify({"event": "x"}, "http://user:pw@127.0.0.1:9/hook?key=secret", timeout_s=2)
+    assert delivered is False
+    assert "pw" not in caplog.text and "secret" not in caplog.text and "127.0.0.1:9/hook" in caplog.text
+    assert redact_webhook_url("https://u:p@example.com:8443/a?b=c#d") == "https://example.com:8443/a"
+
+
+def test_a_cancelled_run_cancels_its_files(app: App, instance: dg.DagsterInstance) -> None:
+    file_id = app.upload("a.pdf", b"%PDF-1.4 x")
+    app.repository.queue_files([file_id])
+    defs = build_definitions(app.settings(), app.resource())
+    run = instance.create_run_for_job(
+        defs.resolve_job_def(JOB_NAME), tags={"dagster/partition": str(file_id)}
+    )
+    instance.report_run_canceled(run)
+    canceled = instance.get_run_by_id(run.run_id)
+    event = next(
+        e.dagster_event
+        for e in instance.all_logs(run.run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_CANCELED"
+    )
+    with dg.build_run_status_sensor_context(
+        sensor_name="extraction_cancellations",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=canceled,
+        resources={"extraction": app.resource()},
+    ) as context:
+        extraction_cancellations(context)
+    assert app.status(file_id)["status"] == "cancelled"
+
+
+def test_cancel_and_retry_commands(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXTRACTION_DATABASE_URL", app.url)
+    monkeypatch.setenv("EXTRACTION_STORAGE_URL", app.storage_url)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    queued = app.upload("a.pdf", b"%PDF-1.4 x")
+    done = app.upload("b.pdf", b"%PDF-1.4 x")
+    app.repository.queue_files([queued, done])
+    app.repository.set_status(done, "succeeded")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["cancel", str(queued), str(done), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "cancelled": [queued],
+        "terminated_runs": [],
+        "not_cancelled": [done],
+    }
+    assert app.status(queued)["status"] == "cancelled"
+    result = runner.invoke(cli, ["retry", "--cancelled", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"requeued": [queued], "skipped": [], "not_found": []}
+    assert app.status(queued) == {}  # pending again: the sensor queues it with a new run key
+    result = runner.invoke(cli, ["retry", "999", "--json"])
+    assert result.exit_code == 2
