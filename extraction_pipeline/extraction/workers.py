@@ -216,7 +216,10 @@ def _watch_parent(parent_pid: int) -> None:  # pragma: no cover - worker process
 
 
 def _own_memory() -> dict[str, int]:  # pragma: no cover - worker process
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    # VmHWM belongs to this program's address space. ru_maxrss would not do: Linux carries it
+    # over exec, so a worker started from a big parent would report the parent's peak.
+    hwm = _proc_status_kib(os.getpid(), "VmHWM")
+    peak = hwm * 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     rss = _proc_status_kib(os.getpid(), "VmRSS")
     return {"peak_rss_bytes": peak, "rss_bytes": rss * 1024 if rss is not None else peak}
 
