@@ -10,6 +10,7 @@ import click
 
 from extraction_pipeline.cli.common import load_settings, open_repository, operation_errors
 from extraction_pipeline.cli.files import collect_upload_candidates, upload_candidates
+from extraction_pipeline.settings import Settings
 
 # The embedded instance: SQLite storage in DAGSTER_HOME, a run queue that dequeues every second.
 EMBEDDED_INSTANCE_YAML = """\
@@ -28,13 +29,8 @@ telemetry:
 """
 
 
-@click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the UI binds to.")
-@click.option("--port", default=3000, show_default=True, type=int, help="Port of the UI.")
-@click.option("--samples/--no-samples", default=True, help="Generate and upload sample files first.")
-def quickstart(host: str, port: int, samples: bool) -> None:
-    """Create the embedded default, upload sample files and start the Dagster webserver and daemon."""
-    settings = load_settings()
+def prepare_quickstart(settings: Settings, *, samples: bool) -> Path:
+    """Schema, sample uploads (first run only) and the embedded Dagster instance; returns DAGSTER_HOME."""
     repository = open_repository(settings)
     if samples and repository.count_files() == 0:
         from extraction_pipeline.samples import write_samples
@@ -52,6 +48,17 @@ def quickstart(host: str, port: int, samples: bool) -> None:
     instance_yaml = dagster_home / "dagster.yaml"
     if not instance_yaml.exists():
         instance_yaml.write_text(EMBEDDED_INSTANCE_YAML, encoding="utf-8")
+    return dagster_home
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface the UI binds to.")
+@click.option("--port", default=3000, show_default=True, type=int, help="Port of the UI.")
+@click.option("--samples/--no-samples", default=True, help="Generate and upload sample files first.")
+def quickstart(host: str, port: int, samples: bool) -> None:
+    """Create the embedded default, upload sample files and start the Dagster webserver and daemon."""
+    settings = load_settings()
+    dagster_home = prepare_quickstart(settings, samples=samples)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "EXTRACTION_HOME": str(settings.home)}
     command = [
         sys.executable, "-m", "dagster", "dev",
