@@ -142,3 +142,39 @@ def mismatches(metadata: dict[str, Any], expect: dict[str, Any]) -> dict[str, An
         for key, want in expect.items()
         if key not in metadata or not matches(metadata[key], want)
     }
+
+
+def check_envelope(envelope: dict[str, Any], entry: dict[str, Any]) -> None:
+    """Assert the corpus README's rules for one entry on one envelope (as JSON: a dict)."""
+    from extraction_pipeline.extraction.registry import required_metadata_keys
+
+    assert (envelope["format"], envelope["variant"]) == (entry["format"], entry["variant"])
+    if entry["status"] != "either":
+        assert envelope["status"] == entry["status"], envelope["error"]
+    if envelope["status"] == "succeeded":
+        assert envelope["error"] is None
+        missing = required_metadata_keys(entry["format"]) - set(envelope["metadata"])
+        assert not missing, f"required metadata keys missing: {sorted(missing)}"
+        assert mismatches(envelope["metadata"], entry.get("expect", {})) == {}
+        if envelope["metadata"].get("repaired") or envelope["metadata"].get("recovered"):
+            assert envelope["warnings"], "a repaired or recovered file must carry a warning"
+        if envelope["metadata"].get("content_readable") is False:
+            assert envelope["warnings"], "content that could not be read must be explained by a warning"
+    else:
+        assert envelope["error"]["code"] and envelope["error"]["message"]
+        if "error_code" in entry:
+            assert envelope["error"]["code"] == entry["error_code"]
+
+
+def check_renamed_copy(original: dict[str, Any], renamed: dict[str, Any]) -> None:
+    """A copy with no extension or a wrong one is read by its content, and says so."""
+    assert (renamed["format"], renamed["variant"], renamed["status"]) == (
+        original["format"],
+        original["variant"],
+        original["status"],
+    )
+    assert renamed["file"]["sha256"] == original["file"]["sha256"]
+    assert renamed["metadata"] == original["metadata"]
+    assert renamed["extension_matches"] is False
+    if original["format"] != "unknown":
+        assert any("extension" in w for w in renamed["warnings"])

@@ -247,25 +247,6 @@ def _configure_logging() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def metadata_models() -> dict[str, type]:
-    """Each registered format's ``*Metadata`` model, by format name."""
-    from extraction_pipeline.extraction.envelope import FormatMetadata
-    from extraction_pipeline.extraction.registry import EXTRACTORS
-
-    models: dict[str, type] = {}
-    for fmt, module in EXTRACTORS.items():
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, FormatMetadata)
-                and value is not FormatMetadata
-                and value.__module__ == getattr(module, "__name__", None)
-            ):
-                models[fmt.value] = value
-                break
-    return models
-
-
 def envelope_json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the envelope, ``metadata`` refined per format.
 
@@ -277,6 +258,8 @@ def envelope_json_schema() -> dict[str, Any]:
     from extraction_pipeline.extraction.envelope import Envelope
 
     models: dict[str, type] = {}
+    from extraction_pipeline.extraction.registry import metadata_models
+
     for fmt, model in metadata_models().items():
         try:
             model.model_json_schema(mode="serialization")  # type: ignore[attr-defined]

@@ -7,6 +7,7 @@ from typing import Protocol, cast
 
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.detect import Format
+from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.formats import dwg, dxf, ifc, pdf, step
 
 
@@ -33,3 +34,24 @@ def extractor_for(fmt: Format) -> FormatExtractor | None:
 def extractor_versions() -> dict[str, str]:
     """``{"pdf": "1.0.0", ...}``: the orchestration derives the asset's code version from it."""
     return {fmt.value: module.VERSION for fmt, module in EXTRACTORS.items()}
+
+
+def metadata_models() -> dict[str, type[FormatMetadata]]:
+    """Each format's metadata model (the ``FormatMetadata`` subclass its module defines)."""
+    models: dict[str, type[FormatMetadata]] = {}
+    for fmt, module in EXTRACTORS.items():
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, FormatMetadata)
+                and value.__module__ == getattr(module, "__name__", None)
+            ):
+                models[fmt.value] = value
+                break
+    return models
+
+
+def required_metadata_keys(fmt: str) -> set[str]:
+    """The keys INTERFACE.md requires in a succeeded envelope's ``metadata`` for ``fmt``."""
+    model = metadata_models()[fmt]
+    return {field.alias or name for name, field in model.model_fields.items()}

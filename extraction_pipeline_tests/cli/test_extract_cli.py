@@ -222,7 +222,7 @@ def test_schema_describes_the_envelope(schema: dict[str, Any]) -> None:
 
 
 def test_schema_includes_every_format_metadata_model(schema: dict[str, Any]) -> None:
-    from extraction_pipeline.cli.extraction import metadata_models
+    from extraction_pipeline.extraction.registry import metadata_models
 
     models = metadata_models()
     assert set(models) == {"pdf", "dxf", "dwg", "ifc", "step"}

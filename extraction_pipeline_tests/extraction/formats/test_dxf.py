@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from extraction_pipeline.extraction.detect import Detection, Format
 from extraction_pipeline.extraction.errors import CorruptFile
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline.extraction.formats import dxf
-from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_params, mismatches
 
 REQUIRED_KEYS = {
     "dxf_version",
@@ -288,33 +286,3 @@ def test_text_file_given_to_the_extractor_is_corrupt(tmp_path: Path) -> None:
 )
 def test_julian_dates(julian: object, expected: str | None) -> None:
     assert dxf.julian_to_iso(julian) == expected
-
-
-@pytest.mark.parametrize("entry", corpus_params("dxf"))
-def test_corpus(entry: dict, tmp_path: Path) -> None:
-    source = CORPUS_DIR / entry["file"]
-    envelope = extract_file(source)
-
-    assert envelope.format == entry["format"]
-    assert envelope.variant == entry["variant"]
-    if entry["status"] != "either":
-        assert envelope.status == entry["status"], envelope.error
-    if envelope.status == "succeeded":
-        assert envelope.metadata.keys() >= REQUIRED_KEYS
-        assert mismatches(envelope.metadata, entry["expect"]) == {}
-        if envelope.metadata["recovered"]:
-            assert envelope.warnings
-    elif "error_code" in entry:
-        assert envelope.error.code == entry["error_code"]
-
-    for name in ("renamed", "renamed.txt"):
-        copy = tmp_path / name
-        shutil.copyfile(source, copy)
-        again = extract_file(copy)
-        assert (again.format, again.variant, again.status) == (
-            envelope.format,
-            envelope.variant,
-            envelope.status,
-        )
-        assert again.extension_matches is False
-        assert again.metadata == envelope.metadata

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from extraction_pipeline.extraction.extract import extract_file
-from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_params, mismatches
+from extraction_pipeline_tests.corpus import mismatches
 
 REQUIRED_KEYS = {
     "schema",
@@ -373,37 +373,3 @@ def test_header_problems_reported_by_ifcopenshell_become_warnings(tmp_path):
 
 
 # --- the real-world corpus -------------------------------------------------------------------
-
-
-def _check_entry(envelope, entry) -> None:
-    assert envelope.format == entry["format"]
-    assert envelope.variant == entry["variant"]
-    if entry["status"] != "either":
-        assert envelope.status == entry["status"], envelope.error
-    if envelope.status == "succeeded":
-        assert envelope.metadata.keys() >= REQUIRED_KEYS
-        assert mismatches(envelope.metadata, entry["expect"]) == {}
-    elif "error_code" in entry:
-        assert envelope.error.code == entry["error_code"]
-
-
-@pytest.mark.parametrize("entry", corpus_params("ifc"))
-def test_corpus_entry_matches_expected_facts(entry):
-    _check_entry(extract_file(CORPUS_DIR / entry["file"]), entry)
-
-
-@pytest.mark.parametrize("entry", corpus_params("ifc"))
-@pytest.mark.parametrize("new_name", ["renamed", "renamed.txt"])
-def test_renamed_corpus_copies_behave_the_same(entry, new_name, tmp_path):
-    original = extract_file(CORPUS_DIR / entry["file"])
-    copy = tmp_path / new_name
-    shutil.copyfile(CORPUS_DIR / entry["file"], copy)
-    envelope = extract_file(copy)
-    _check_entry(envelope, entry)
-    assert (envelope.format, envelope.variant, envelope.status) == (
-        original.format,
-        original.variant,
-        original.status,
-    )
-    assert envelope.extension_matches is False
-    assert envelope.metadata == original.metadata

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pymupdf
@@ -11,7 +10,6 @@ import pytest
 
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline.extraction.formats.pdf import REPAIRED_WARNING, parse_pdf_date
-from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_params, mismatches
 
 REQUIRED_KEYS = {
     "pdf_version",
@@ -272,40 +270,3 @@ def test_pdf_without_any_page_fails_as_corrupt(tmp_path: Path):
 )
 def test_pdf_dates_become_iso_8601(raw: str, iso: str | None):
     assert parse_pdf_date(raw) == iso
-
-
-@pytest.mark.parametrize("entry", corpus_params("pdf"))
-def test_corpus_entry_matches_expected_facts(entry):
-    envelope = extract_file(CORPUS_DIR / entry["file"])
-
-    assert envelope.format == entry["format"]
-    assert envelope.variant == entry["variant"]
-    if entry["status"] != "either":
-        assert envelope.status == entry["status"], envelope.error
-    if envelope.status == "succeeded":
-        assert envelope.metadata.keys() >= REQUIRED_KEYS
-        assert mismatches(envelope.metadata, entry["expect"]) == {}
-        assert envelope.metadata["page_count"] >= 1
-        if envelope.metadata["repaired"]:
-            assert REPAIRED_WARNING in envelope.warnings
-    elif "error_code" in entry:
-        assert envelope.error.code == entry["error_code"]
-
-
-@pytest.mark.parametrize("entry", corpus_params("pdf"))
-@pytest.mark.parametrize("new_name", ["renamed", "renamed.txt"])
-def test_renamed_copy_is_read_by_content(entry, new_name: str, tmp_path: Path):
-    original = extract_file(CORPUS_DIR / entry["file"])
-    copy = tmp_path / new_name
-    shutil.copyfile(CORPUS_DIR / entry["file"], copy)
-
-    envelope = extract_file(copy)
-
-    assert (envelope.format, envelope.variant, envelope.status) == (
-        original.format,
-        original.variant,
-        original.status,
-    )
-    assert envelope.extension_matches is False
-    assert envelope.metadata == original.metadata
-    assert (envelope.error and envelope.error.code) == (original.error and original.error.code)

@@ -11,7 +11,6 @@ import pytest
 
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline.extraction.formats.step import decode_step_string, normalize_length_unit
-from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_params, mismatches
 
 # The "cart" fixture: a 10 x 20 x 30 box (red) and two axles of two r=5, h=10 cylinders (blue).
 BOX_VOLUME = 10 * 20 * 30
@@ -283,27 +282,6 @@ def test_renamed_fixture_keeps_format_and_status(step_files, tmp_path):
         assert (envelope.format, envelope.status) == ("step", "succeeded")
         assert envelope.extension_matches is False
         assert envelope.metadata["application_protocol"] == "AP242"
-
-
-@pytest.mark.parametrize("entry", corpus_params("step"))
-def test_corpus(entry, tmp_path):
-    path = CORPUS_DIR / entry["file"]
-    results = {"original": extract_file(path)}
-    for name in (path.stem, path.stem + ".txt"):
-        copy = tmp_path / name
-        shutil.copyfile(path, copy)
-        results[name] = extract_file(copy)
-    for label, envelope in results.items():
-        assert envelope.format == entry["format"], label
-        assert envelope.variant == entry["variant"], label
-        if entry["status"] != "either":
-            assert envelope.status == entry["status"], (label, envelope.error)
-        if envelope.status == "succeeded":
-            assert mismatches(envelope.metadata, entry["expect"]) == {}, label
-        elif "error_code" in entry:
-            assert envelope.error.code == entry["error_code"], label
-    assert results[path.stem + ".txt"].extension_matches is False
-    assert results["original"].extension_matches is True
 
 
 def test_an_opencascade_allocation_failure_is_out_of_memory_not_corrupt() -> None:
