@@ -15,7 +15,8 @@ the step raise after the whole batch was tried, and the retried step redoes only
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,8 @@ from extraction_pipeline.settings import Settings
 ASSET_KEY = dg.AssetKey("cloud_file_metadata")
 JOB_NAME = "extract_cloud_files"
 CODE_VERSION_TAG = "dagster/code_version"
+# Files written per transaction by ``materialize``.
+MATERIALIZE_CHUNK = 50
 
 
 def extractor_code_version() -> str:
@@ -69,6 +72,16 @@ def _run_group(context: dg.OpExecutionContext) -> set[str]:
     return ids
 
 
+def _ancestor_runs(context: dg.OpExecutionContext) -> set[str]:
+    """The runs this run re-executes (parent, grandparent, ...): all finished, their workers gone."""
+    ids: set[str] = set()
+    run: dg.DagsterRun | None = context.run
+    while run is not None and run.parent_run_id and run.parent_run_id not in ids:
+        ids.add(run.parent_run_id)
+        run = context.instance.get_run_by_id(run.parent_run_id)
+    return ids
+
+
 @contextmanager
 def cancel_on_termination(context: dg.OpExecutionContext, extraction: ExtractionResource) -> Iterator[None]:
     """A terminated run (UI, ``cancel``): its unfinished files end ``cancelled`` and the step stops.
@@ -86,6 +99,19 @@ def cancel_on_termination(context: dg.OpExecutionContext, extraction: Extraction
         raise dg.Failure(
             description="the run was terminated; its unfinished files are cancelled", allow_retries=False
         ) from exc
+
+
+def _left_by_crashed_parent(status: dict[str, Any], run_id: str) -> bool:
+    """A file the alert sensor marked failed because its run (this run's parent) died: resumable."""
+    error = status.get("error") or {}
+    return (
+        status.get("status") == "failed" and status.get("run_id") != run_id and error.get("code") == "crashed"
+    )
+
+
+def _count_by_format(formats: Iterable[str]) -> str:
+    counts = Counter(formats)
+    return ", ".join(f"{fmt} {count}" for fmt, count in sorted(counts.items()))
 
 
 def _error(kind: str, code: str, message: str) -> dict[str, str]:
@@ -151,6 +177,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         rows = {row.id: row for row in repository.list_files(ids=ids)}
         attempt, max_attempts, _ = _attempts(context, extraction)
         transient: list[int] = []
+        detected: dict[int, str] = {}
         for file_id in ids:
             row = rows.get(file_id)
             if row is None:
@@ -172,10 +199,12 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 if not final:
                     transient.append(file_id)
                 continue
-            repository.set_status(
-                file_id, "running", run_id=context.run_id, format=detection.format.value, error=None
-            )
-            context.log.info(f"file {file_id}: {detection.format.value} ({detection.variant or '-'})")
+            detected[file_id] = detection.format.value
+        # One transaction for the whole batch, and one log line: every event a step logs is a
+        # write to Dagster's event log (one connection each on PostgreSQL), per file it added up.
+        repository.mark_running(detected, run_id=context.run_id)
+        if detected:
+            context.log.info(f"detected {len(detected)} file(s): {_count_by_format(detected.values())}")
         if transient:
             raise TransientBatchFailure(f"{len(transient)} file(s) could not be read: {transient[:20]}")
 
@@ -187,13 +216,19 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         run_ids = _run_group(context)
         rows = {row.id: row for row in repository.list_files(ids=ids)}
         jobs = repository.run_jobs(ids, run_ids)
+        dead_runs = _ancestor_runs(context)
+        if dead_runs:  # a re-execution (run retry): the attempts its crashed parent left open are over
+            repository.abandon_jobs_of_runs(ids, dead_runs)
         attempt, max_attempts, _ = _attempts(context, extraction)
         transient: list[int] = []
+        extracted: dict[int, tuple[str, int]] = {}
         for file_id in ids:
             row = rows.get(file_id)
             status = (row.extraction_status or {}) if row is not None else {}
-            if row is None or status.get("status") != "running" or status.get("run_id") not in run_ids:
-                continue  # cancelled, failed while detecting, or taken over by another run
+            if row is None or status.get("run_id") not in run_ids:
+                continue  # gone, or taken over by another run
+            if status.get("status") != "running" and not _left_by_crashed_parent(status, context.run_id):
+                continue  # cancelled, or failed while detecting
             job = jobs.get(file_id)
             if job is not None and job.status in ("extracted", "succeeded", "failed", "cancelled"):
                 continue  # finished by an earlier attempt of this step
@@ -221,7 +256,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 continue
             if envelope.succeeded:
                 repository.finish_attempt(job_id, "extracted", result=envelope.model_dump(mode="json"))
-                context.log.info(f"file {file_id}: extracted in {envelope.duration_ms} ms")
+                extracted[file_id] = (envelope.format or "?", envelope.duration_ms or 0)
                 continue
             error = (
                 envelope.error.model_dump() if envelope.error else _error("permanent", "crashed", "no result")
@@ -232,6 +267,14 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
             )
             if not final:
                 transient.append(file_id)
+        if extracted:
+            total_ms = sum(ms for _, ms in extracted.values())
+            slowest = max(extracted, key=lambda fid: extracted[fid][1])
+            context.log.info(
+                f"extracted {len(extracted)} file(s) in {total_ms} ms "
+                f"({_count_by_format(fmt for fmt, _ in extracted.values())}); "
+                f"slowest: file {slowest}, {extracted[slowest][1]} ms"
+            )
         if transient:
             raise TransientBatchFailure(
                 f"{len(transient)} file(s) failed transiently and will be retried: {transient[:20]}"
@@ -250,6 +293,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         jobs = repository.run_jobs(ids, run_ids)
         names = {row.id: row.filename for row in repository.list_files(ids=ids)}
         failed: list[tuple[int, dict[str, Any]]] = []
+        ready: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []
         for file_id in ids:
             job = jobs.get(file_id)
             if job is None:
@@ -261,19 +305,26 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 continue
             if job.status != "extracted" or not job.result:
                 continue
-            envelope = job.result
-            filename = names.get(file_id, envelope.get("file", {}).get("name", str(file_id)))
-            if not repository.materialize(file_id, job.id, envelope, job_summary(envelope)):
-                context.log.info(f"file {file_id} was cancelled; not materialized")
-                continue
-            # One event per file with its own metadata; the (optional) output is never yielded, so
-            # Dagster adds no second, metadata-less materialization and no IO manager is involved.
-            yield dg.AssetMaterialization(
-                asset_key=ASSET_KEY,
-                partition=str(file_id),
-                metadata=materialization_metadata(filename, envelope),
-                tags={CODE_VERSION_TAG: code_version},
-            )
+            ready.append((file_id, job.id, job.result, job_summary(job.result)))
+        # Batched writes: one transaction per chunk instead of one per file.
+        for start in range(0, len(ready), MATERIALIZE_CHUNK):
+            chunk = ready[start : start + MATERIALIZE_CHUNK]
+            done = repository.materialize_many(chunk)
+            skipped = [file_id for file_id, *_ in chunk if file_id not in done]
+            if skipped:
+                context.log.info(f"files {skipped} were cancelled; not materialized")
+            for file_id, _, envelope, _ in chunk:
+                if file_id not in done:
+                    continue
+                filename = names.get(file_id, envelope.get("file", {}).get("name", str(file_id)))
+                # One event per file with its own metadata; the (optional) output is never yielded, so
+                # Dagster adds no second, metadata-less materialization and no IO manager is involved.
+                yield dg.AssetMaterialization(
+                    asset_key=ASSET_KEY,
+                    partition=str(file_id),
+                    metadata=materialization_metadata(filename, envelope),
+                    tags={CODE_VERSION_TAG: code_version},
+                )
         if failed:
             lines = [
                 f"- file {fid} ({escape_markdown(names.get(fid, '?'))}): {err['code']}: {err['message']}"

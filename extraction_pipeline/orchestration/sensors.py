@@ -28,6 +28,7 @@ FILE_ID_TAG = "extraction/file_id"
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
@@ -113,6 +114,12 @@ def _unfinished_files_of_run(
     return sorted(found)
 
 
+def _will_be_retried(run: dg.DagsterRun, instance: dg.DagsterInstance) -> bool:
+    """Dagster tags a failed run it is going to retry (run_retries) with ``dagster/will_retry``."""
+    current = instance.get_run_by_id(run.run_id) or run
+    return current.tags.get(WILL_RETRY_TAG) == "true"
+
+
 @dg.run_failure_sensor(
     name="extraction_failure_alerts",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -122,6 +129,11 @@ def extraction_failure_alerts(context: dg.RunFailureSensorContext, extraction: E
     run = context.dagster_run
     repository = extraction.repository
     if not _is_extraction_run(run) and not repository.files_of_run(run.run_id):
+        return
+    if _will_be_retried(run, context.instance):
+        # A crashed run worker: Dagster's run retry (run_retries) takes its files over; the retried
+        # run is announced if it fails too.
+        context.log.info(f"run {run.run_id} failed and will be retried; no alert")
         return
     # Files the run left behind (the run worker died): failed, unless a retried run took them over.
     for file_id in _unfinished_files_of_run(run, context.instance, extraction):

@@ -191,21 +191,30 @@ class CloudFileRepository:
         return queued
 
     def stale_queued(self, older_than: datetime, limit: int) -> list[QueuedFile]:
-        """Files queued by the sensor before ``older_than`` that no run has picked up yet."""
+        """Files queued by the sensor before ``older_than`` that no run has picked up yet.
+
+        Files queued by ``backfill`` are not the sensor's: the backfill daemon runs them batch by
+        batch, and in a long backfill the later batches wait far longer than the grace period
+        (re-requesting them would add one run per file next to the backfill's). The filter runs in
+        SQL with a LIMIT, so a tick does not read every queued row of a large backfill.
+        """
+        status = CloudFile.extraction_status
         query = (
-            select(CloudFile.id, CloudFile.extraction_status)
-            .where(CloudFile.extraction_status["status"].as_string() == "queued")
+            select(CloudFile.id, status)
+            .where(
+                status["status"].as_string() == "queued",
+                status["run_key"].as_string().is_not(None),
+                status["updated_at"].as_string() < older_than.isoformat(),
+                or_(status["backfill"].as_boolean().is_(None), status["backfill"].as_boolean().is_(False)),
+            )
             .order_by(CloudFile.id)
+            .limit(limit)
         )
-        found: list[QueuedFile] = []
-        cutoff = older_than.isoformat()
         with translate_db_errors(self.url), self.sessions() as session:
-            for file_id, status in session.execute(query):
-                if status.get("run_key") and str(status.get("updated_at") or "") < cutoff:
-                    found.append(QueuedFile(id=file_id, generation=int(status.get("generation", 0))))
-                    if len(found) >= limit:
-                        break
-        return found
+            return [
+                QueuedFile(id=file_id, generation=int(document.get("generation", 0)))
+                for file_id, document in session.execute(query)
+            ]
 
     def touch_queued(self, ids: Iterable[int]) -> None:
         """Refresh ``updated_at`` of queued files (they were just requested again)."""
@@ -271,6 +280,24 @@ class CloudFileRepository:
             if row is None:
                 return False
             return _apply_status(row, status, expect_run_id=expect_run_id, **fields)
+
+    def mark_running(self, formats: dict[int, str], *, run_id: str) -> list[int]:
+        """Detected files -> ``running`` with their format, in ONE transaction (a run's batch).
+
+        Like ``set_status(id, "running", run_id=..., format=..., error=None)`` per file, but files
+        cancelled meanwhile are left alone. Returns the ids that changed.
+        """
+        if not formats:
+            return []
+        changed: list[int] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            query = select(CloudFile).where(CloudFile.id.in_(list(formats))).order_by(CloudFile.id)
+            for row in session.scalars(query.with_for_update()):
+                if (row.extraction_status or {}).get("status") == "cancelled":
+                    continue
+                _apply_status(row, "running", run_id=run_id, format=formats[row.id], error=None)
+                changed.append(row.id)
+        return changed
 
     def start_attempt(
         self, file_id: int, *, run_id: str, attempt: int, max_attempts: int, format: str | None = None
@@ -348,6 +375,20 @@ class CloudFileRepository:
             )
             return result.rowcount or 0
 
+    def abandon_jobs_of_runs(self, file_ids: Iterable[int], run_ids: Iterable[str]) -> int:
+        """Attempts left ``running``/``retrying`` by the given (finished, e.g. killed) runs: ``abandoned``."""
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            result = session.execute(
+                update(ExtractionJob)
+                .where(
+                    ExtractionJob.cloud_file_id.in_(list(file_ids)),
+                    ExtractionJob.status.in_(("running", "retrying")),
+                    ExtractionJob.dagster_run_id.in_(list(run_ids)),
+                )
+                .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
+            )
+            return result.rowcount or 0
+
     def run_jobs(self, file_ids: Iterable[int], run_ids: Iterable[str]) -> dict[int, ExtractionJob]:
         """The latest job row of each file written by one of ``run_ids`` (a run and its retries)."""
         query = (
@@ -368,35 +409,64 @@ class CloudFileRepository:
 
         Returns False (and writes nothing) when the file was cancelled meanwhile.
         """
+        return file_id in self.materialize_many([(file_id, job_id, envelope, summary)])
+
+    def materialize_many(self, items: Sequence[tuple[int, int, dict[str, Any], dict[str, Any]]]) -> set[int]:
+        """``materialize`` for a batch ``[(file_id, job_id, envelope, summary), ...]`` in ONE transaction.
+
+        One commit per batch instead of one per file (each commit waits for the WAL flush). Files
+        cancelled meanwhile are skipped; returns the ids that were materialized.
+        """
+        if not items:
+            return set()
         now = utcnow()
-        values = {
-            "cloud_file_id": file_id,
-            "format": envelope["format"],
-            "variant": envelope.get("variant"),
-            "extractor_version": envelope["extractor"]["version"],
-            "metadata": envelope.get("metadata") or {},
-            "warnings": envelope.get("warnings") or [],
-            "extracted_at": now,
-        }
+        done: set[int] = set()
+        by_file = {item[0]: item for item in items}
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            row = session.get(CloudFile, file_id, with_for_update=True)
-            if row is None or (row.extraction_status or {}).get("status") == "cancelled":
-                return False
             dialect = session.get_bind().dialect.name
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
             table_ = CloudFileMetadata.__table__
-            statement = insert(table_).values(**values)
-            statement = statement.on_conflict_do_update(
-                index_elements=[table_.c.cloud_file_id],
-                set_={key: statement.excluded[key] for key in values if key != "cloud_file_id"},
-            )
-            session.execute(statement)
-            job = session.get(ExtractionJob, job_id, with_for_update=True)
-            if job is not None:
-                job.status, job.finished_at, job.result = "succeeded", now, summary
-                job.error_kind = job.error_code = job.error_message = None
-            _apply_status(row, "succeeded", format=envelope["format"], job_id=job_id, error=None)
-            return True
+            query = select(CloudFile).where(CloudFile.id.in_(list(by_file))).order_by(CloudFile.id)
+            rows = list(session.scalars(query.with_for_update()))
+            jobs = {
+                job.id: job
+                for job in session.scalars(
+                    select(ExtractionJob)
+                    .where(ExtractionJob.id.in_([item[1] for item in items]))
+                    .order_by(ExtractionJob.id)
+                    .with_for_update()
+                )
+            }
+            values = []
+            for row in rows:
+                if (row.extraction_status or {}).get("status") == "cancelled":
+                    continue
+                file_id, job_id, envelope, summary = by_file[row.id]
+                values.append(
+                    {
+                        "cloud_file_id": file_id,
+                        "format": envelope["format"],
+                        "variant": envelope.get("variant"),
+                        "extractor_version": envelope["extractor"]["version"],
+                        "metadata": envelope.get("metadata") or {},
+                        "warnings": envelope.get("warnings") or [],
+                        "extracted_at": now,
+                    }
+                )
+                job = jobs.get(job_id)
+                if job is not None:
+                    job.status, job.finished_at, job.result = "succeeded", now, summary
+                    job.error_kind = job.error_code = job.error_message = None
+                _apply_status(row, "succeeded", format=envelope["format"], job_id=job_id, error=None)
+                done.add(file_id)
+            if values:
+                statement = insert(table_).values(values)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[table_.c.cloud_file_id],
+                    set_={key: statement.excluded[key] for key in values[0] if key != "cloud_file_id"},
+                )
+                session.execute(statement)
+        return done
 
     def cancel_files(self, ids: Iterable[int]) -> list[CloudFile]:
         """Files not finished yet become ``cancelled`` (their open job rows too); returns them."""
