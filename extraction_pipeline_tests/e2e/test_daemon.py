@@ -10,105 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from extraction_pipeline.persistence.repository import CloudFileRepository
-from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
+from extraction_pipeline_tests.e2e.conftest import cli, wait_for
 from extraction_pipeline_tests.orchestration.conftest import make_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEADLINE_S = 240
-
-
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Environment of a production-like deployment: PostgreSQL for the app and for Dagster."""
-    require_postgres()
-    app_url = create_pg_database("ep_e2e_app")
-    dagster_url = create_pg_database("ep_e2e_dagster")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # the committed production file
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("EXTRACTION_", "DAGSTER_")) or key in ("EXTRACTION_TEST_PG_ADMIN_URL",)
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed: name the driver.
-        DAGSTER_POSTGRES_URL=dagster_url,
-        EXTRACTION_HOME=str(tmp_path / "extraction"),
-        EXTRACTION_DATABASE_URL=app_url,
-        EXTRACTION_STORAGE_URL=(tmp_path / "blobs").as_uri(),
-        EXTRACTION_SENSOR_INTERVAL_S="1",
-        EXTRACTION_RETRY_DELAY_S="0.5",
-        EXTRACTION_MAX_RETRIES="1",
-        EXTRACTION_BACKFILL_BATCH_SIZE="3",
-        EXTRACTION_TIMEOUT_S="60",
-    )
-    try:
-        yield env
-    finally:
-        drop_pg_database(app_url)
-        drop_pg_database(dagster_url)
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extraction_pipeline", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-@pytest.fixture
-def daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / "daemon.log").open("wb")
-    process = subprocess.Popen(
-        ["dagster-daemon", "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=deployment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        log.close()
-
-
-def wait_for(predicate, what: str, daemon: subprocess.Popen[bytes], log: Path, timeout_s: float = DEADLINE_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if daemon.poll() is not None:
-            pytest.fail(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1.0)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(

@@ -1,0 +1,137 @@
+"""Helpers of the tests that run the real thing: a dagster-daemon on a PostgreSQL instance, the CLI.
+
+Shared by e2e/test_daemon.py and the reliability tests (import them from here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 240
+
+
+def deployment_env(tmp_path: Path, app_url: str, dagster_url: str) -> dict[str, str]:
+    """Environment of a production-like deployment: PostgreSQL for the app and for Dagster.
+
+    DAGSTER_HOME (in ``tmp_path``) holds a copy of the committed production dagster.yaml.
+    """
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")  # the committed production file
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("EXTRACTION_", "DAGSTER_")) or key in ("EXTRACTION_TEST_PG_ADMIN_URL",)
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed: name the driver.
+        DAGSTER_POSTGRES_URL=dagster_url,
+        EXTRACTION_HOME=str(tmp_path / "extraction"),
+        EXTRACTION_DATABASE_URL=app_url,
+        EXTRACTION_STORAGE_URL=(tmp_path / "blobs").as_uri(),
+        EXTRACTION_SENSOR_INTERVAL_S="1",
+        EXTRACTION_RETRY_DELAY_S="0.5",
+        EXTRACTION_MAX_RETRIES="1",
+        EXTRACTION_BACKFILL_BATCH_SIZE="3",
+        EXTRACTION_TIMEOUT_S="60",
+    )
+    return env
+
+
+def patch_instance_yaml(env: dict[str, str], **sections: dict[str, Any]) -> None:
+    """Merge ``sections`` into the deployment's dagster.yaml (e.g. a faster run monitoring poll)."""
+    path = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    config = yaml.safe_load(path.read_text())
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A deployment on two fresh PostgreSQL databases (app and Dagster instance), dropped afterwards."""
+    require_postgres()
+    app_url = create_pg_database("ep_e2e_app")
+    dagster_url = create_pg_database("ep_e2e_dagster")
+    try:
+        yield deployment_env(tmp_path, app_url, dagster_url)
+    finally:
+        drop_pg_database(app_url)
+        drop_pg_database(dagster_url)
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            ["dagster-daemon", "run", "-w", "workspace.yaml"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dagster-daemon run`` of the deployment; its output goes to ``tmp_path / "daemon.log"``."""
+    process = start_daemon(deployment, tmp_path / "daemon.log")
+    try:
+        yield process
+    finally:
+        stop_daemon(process)
+
+
+def wait_for(
+    predicate: Callable[[], Any],
+    what: str,
+    daemon: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float = DEADLINE_S,
+    interval_s: float = 1.0,
+) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            pytest.fail(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
