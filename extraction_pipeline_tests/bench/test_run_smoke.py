@@ -1,0 +1,101 @@
+"""Smoke test of bench/run.py: its cheap parts run end to end on real PostgreSQL.
+
+No timing is asserted (the machine may be busy): the sensor tick on a small table queues what the
+sensor would, the code location loads in a fresh interpreter, the partition status query answers,
+and ``--json`` prints one object with every key of the performance table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from extraction_pipeline.settings import Settings
+from extraction_pipeline_tests.conftest import require_postgres
+from extraction_pipeline_tests.corpus import REPO_ROOT
+
+pytestmark = pytest.mark.postgres
+
+RUN = REPO_ROOT / "bench" / "run.py"
+KEYS = {
+    "extract_overhead_ratio",
+    "backfill_files_per_s",
+    "backfill_ratio_vs_raw",
+    "latency_p50_s",
+    "latency_p95_s",
+    "sensor_tick_s_at_100k",
+    "code_location_load_s",
+    "worker_peak_rss_mb",
+    "partitions_100k",
+}
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", RUN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_path: Path) -> None:
+    require_postgres()
+    status = bench.main(
+        [
+            "--quick",
+            "--json",
+            "--only",
+            "sensor_tick,partitions,code_location",
+            "--pending",
+            "300",
+            "--partitions",
+            "1500",
+            "--corpus",
+            str(tmp_path / "none"),
+        ]
+    )
+    assert status == 0
+    result = json.loads(capfd.readouterr().out)  # exactly one JSON document on stdout (fd 1)
+    assert result.keys() >= KEYS
+    assert "errors" not in result, result.get("errors")
+    # The measured ones have figures; the skipped steps are reported as null, not left out.
+    assert result["sensor_tick_s_at_100k"] > 0
+    assert result["code_location_load_s"] > 0
+    assert result["partitions_100k"]["add_1k_s"] > 0 and result["partitions_100k"]["status_query_s"] > 0
+    assert result["backfill_ratio_vs_raw"] is None and result["latency_p95_s"] is None
+    # Each tick requested one run per file, at most the sensor's batch size.
+    sensor = result["details"]["sensor"]
+    assert sensor["runs_requested_per_tick"] == Settings.from_env({}).sensor_batch_size
+    # Every registered partition and the 1k added on top of them.
+    assert result["details"]["partitions"]["registered"] == 1500 + 1000
+    assert result["targets_met"]["sensor_tick_s_at_100k"] in (True, False)
+
+
+def test_the_backfill_mix_follows_the_weights(bench: ModuleType, tmp_path: Path) -> None:
+    small, large = tmp_path / "small.pdf", tmp_path / "large.pdf"
+    templates = [bench.Template(small, "pdf", 3), bench.Template(large, "pdf", 1)]
+    mix = bench.backfill_mix(templates, 400)
+    assert len(mix) == 400
+    assert sum(1 for t in mix if t.path == small) == 300
+
+
+def test_the_table_says_which_targets_hold(bench: ModuleType) -> None:
+    result = {key: None for key in KEYS}
+    result.update(
+        extract_overhead_ratio=1.1,
+        latency_p95_s=12.0,
+        partitions_100k={"add_1k_s": 0.05, "status_query_s": 1.2},
+        details={"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.2, 0.2]},
+    )
+    table = bench.render(result)
+    rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    assert rows["extract_overhead_ratio"].rstrip().endswith("yes")
+    assert rows["latency_p95_s"].rstrip().endswith("NO")
+    assert "status_query_s 1.2" in rows["partitions_100k"]
