@@ -35,7 +35,7 @@ _UNITS = {
     "mm": {"mm", "millimetre", "millimeter", "millimetres", "millimeters", "milli metre"},
     "cm": {"cm", "centimetre", "centimeter", "centimetres", "centimeters"},
     "m": {"m", "metre", "meter", "metres", "meters"},
-    "in": {"in", "inch", "inches", "\""},
+    "in": {"in", "inch", "inches", '"'},
     "ft": {"ft", "foot", "feet"},
 }
 
