@@ -85,6 +85,21 @@ def extract_file(
         error = ErrorInfo(kind="permanent", code="out_of_memory", message="the extraction ran out of memory")
     except Exception as exc:  # a parser library choking on the bytes: the file is unreadable
         error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
+    return failed_envelope(
+        info, detection, extractor, error, warnings=warnings, duration_ms=_elapsed_ms(started)
+    )
+
+
+def failed_envelope(
+    info: FileInfo,
+    detection: Detection,
+    extractor: ExtractorInfo,
+    error: ErrorInfo,
+    *,
+    warnings: list[str],
+    duration_ms: int,
+) -> Envelope:
+    """The envelope of a file that could not be extracted: what is known of it, and why."""
     return Envelope(
         file=info,
         format=detection.format.value,
@@ -94,7 +109,7 @@ def extract_file(
         extractor=extractor,
         warnings=warnings,
         error=error,
-        duration_ms=_elapsed_ms(started),
+        duration_ms=duration_ms,
     )
 
 

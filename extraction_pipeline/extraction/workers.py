@@ -704,7 +704,7 @@ def failure_envelope(
 ) -> Envelope:
     """A failed envelope built in the parent: size, sha256 and detection are cheap to redo here."""
     from extraction_pipeline.extraction.detect import Detection, Format, detect_format
-    from extraction_pipeline.extraction.extract import DETECTOR, file_info
+    from extraction_pipeline.extraction.extract import DETECTOR, failed_envelope, file_info
     from extraction_pipeline.extraction.registry import extractor_for
 
     info = file_info(path, name)
@@ -714,16 +714,8 @@ def failure_envelope(
             detection = detect_format(path, name)
     module = extractor_for(detection.format)
     extractor = ExtractorInfo(name=module.NAME, version=module.VERSION) if module is not None else DETECTOR
-    return Envelope(
-        file=info,
-        format=detection.format.value,
-        variant=detection.variant,
-        extension_matches=detection.extension_matches,
-        status="failed",
-        extractor=extractor,
-        warnings=list(detection.warnings),
-        error=error,
-        duration_ms=duration_ms,
+    return failed_envelope(
+        info, detection, extractor, error, warnings=list(detection.warnings), duration_ms=duration_ms
     )
 
 
