@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,23 @@ def patch_instance_yaml(env: dict[str, str], **sections: dict[str, Any]) -> None
     path.write_text(yaml.safe_dump(config))
 
 
-@pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
+@contextmanager
+def fresh_deployment(tmp_path: Path, prefix: str) -> Iterator[dict[str, str]]:
     """A deployment on two fresh PostgreSQL databases (app and Dagster instance), dropped afterwards."""
     require_postgres()
-    app_url = create_pg_database("ep_e2e_app")
-    dagster_url = create_pg_database("ep_e2e_dagster")
+    app_url = create_pg_database(f"{prefix}_app")
+    dagster_url = create_pg_database(f"{prefix}_dagster")
     try:
         yield deployment_env(tmp_path, app_url, dagster_url)
     finally:
         drop_pg_database(app_url)
         drop_pg_database(dagster_url)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with fresh_deployment(tmp_path, "ep_e2e") as env:
+        yield env
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

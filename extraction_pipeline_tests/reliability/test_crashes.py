@@ -24,10 +24,9 @@ from extraction_pipeline.definitions import build_definitions
 from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME, build_extraction_asset
 from extraction_pipeline.orchestration.sensors import extraction_failure_alerts
 from extraction_pipeline.persistence.repository import CloudFileRepository
-from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
 from extraction_pipeline_tests.e2e.conftest import (
     cli,
-    deployment_env,
+    fresh_deployment,
     patch_instance_yaml,
     start_daemon,
     stop_daemon,
@@ -137,17 +136,10 @@ def test_segfault_hang_and_oom_fail_only_their_own_file_in_a_batch(
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    require_postgres()
-    app_url = create_pg_database("ep_crash_app")
-    dagster_url = create_pg_database("ep_crash_dagster")
-    try:
-        env = deployment_env(tmp_path, app_url, dagster_url)
+    with fresh_deployment(tmp_path, "ep_crash") as env:
         env["EXTRACTION_MAX_RETRIES"] = "0"  # a second attempt must come from the run retry, not a step retry
         patch_instance_yaml(env, run_monitoring={"poll_interval_seconds": 2})
         yield env
-    finally:
-        drop_pg_database(app_url)
-        drop_pg_database(dagster_url)
 
 
 @pytest.fixture

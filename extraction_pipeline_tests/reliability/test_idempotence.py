@@ -19,8 +19,7 @@ import sqlalchemy as sa
 
 from extraction_pipeline.orchestration.assets import ASSET_KEY, build_extraction_asset
 from extraction_pipeline.persistence.repository import CloudFileRepository
-from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
-from extraction_pipeline_tests.e2e.conftest import cli, deployment_env, start_daemon, stop_daemon, wait_for
+from extraction_pipeline_tests.e2e.conftest import cli, fresh_deployment, start_daemon, stop_daemon, wait_for
 from extraction_pipeline_tests.orchestration import conftest as orchestration
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
 
@@ -106,14 +105,8 @@ def test_a_second_materialization_updates_rows_in_place_and_keeps_the_attempts(
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
-    require_postgres()
-    app_url = create_pg_database("ep_idem_app")
-    dagster_url = create_pg_database("ep_idem_dagster")
-    try:
-        yield deployment_env(tmp_path, app_url, dagster_url)
-    finally:
-        drop_pg_database(app_url)
-        drop_pg_database(dagster_url)
+    with fresh_deployment(tmp_path, "ep_idem") as env:
+        yield env
 
 
 @pytest.mark.slow
