@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from extraction_pipeline.cli import database, extraction, files, operations, quickstart
+from extraction_pipeline.cli import daemon, database, extraction, files, operations, quickstart
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,7 +14,13 @@ def cli() -> None:
 
 
 cli.add_command(database.db)
-for command in (*files.COMMANDS, *extraction.COMMANDS, *operations.COMMANDS, *quickstart.COMMANDS):
+for command in (
+    *files.COMMANDS,
+    *extraction.COMMANDS,
+    *operations.COMMANDS,
+    *quickstart.COMMANDS,
+    *daemon.COMMANDS,
+):
     cli.add_command(command)
 
 

@@ -96,7 +96,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            ["dagster-daemon", "run", "-w", "workspace.yaml"],
+            [sys.executable, "-m", "extraction_pipeline", "daemon", "-w", "workspace.yaml"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,21 @@ from extraction_pipeline_tests.e2e.conftest import cli, wait_for
 from extraction_pipeline_tests.orchestration.conftest import make_pdf
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def launch(deployment: dict[str, str], *selection: str) -> dict:
+    launched = cli(deployment, "backfill", *selection, "--json")
+    assert launched.returncode == 0, launched.stderr
+    document = json.loads(launched.stdout)
+    assert document["backfill_id"]
+    return document
+
+
+def backfill_runs(instance: Any, document: dict) -> list[Any]:
+    import dagster as dg
+
+    filters = dg.RunsFilter(tags={"dagster/backfill": document["backfill_id"]})
+    return list(instance.get_run_records(filters=filters))
 
 
 def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
@@ -59,31 +76,44 @@ def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
         # The alert sensor marks nothing else and the daemon is still alive.
         assert daemon.poll() is None
 
-        # A backfill of the succeeded files: the daemon runs it as batched runs (3 partitions per run).
-        launched = cli(deployment, "backfill", "--status", "succeeded", "--json")
-        assert launched.returncode == 0, launched.stderr
-        document = json.loads(launched.stdout)
-        assert document["files"] == 3 and document["backfill_id"]
-
-        def re_extracted() -> bool:
-            return all(
-                [j.status for j in repository.jobs_for(file_id)] == ["succeeded", "succeeded"]
-                for file_id in uploaded.values()
-            )
-
-        wait_for(re_extracted, "the backfill to re-extract the files", daemon, log)
-        for file_id in uploaded.values():
-            assert repository.get_file(file_id).extraction_status["status"] == "succeeded"
-        runs = {j.dagster_run_id for file_id in uploaded.values() for j in repository.jobs_for(file_id)[1:]}
-        assert len(runs) == 1  # one batched run for the three partitions
-
         import dagster as dg
 
         os.environ["DAGSTER_POSTGRES_URL"] = deployment["DAGSTER_POSTGRES_URL"]
         try:
             with dg.DagsterInstance.from_config(deployment["DAGSTER_HOME"]) as instance:
+                # A backfill of the succeeded files: the daemon runs it as batched runs (3 per run).
+                document = launch(deployment, "--status", "succeeded")
+                assert document["files"] == 3
+                wait_for(
+                    lambda: backfill_runs(instance, document), "the backfill's run", daemon, log, 60, 0.2
+                )
+                # The backfill daemon has just iterated. Dagster's own daemon would look again in 30 s;
+                # `extraction-pipeline daemon` looks every EXTRACTION_BACKFILL_POLL_S (2 s): a second
+                # backfill (the failed file, tried again) gets its run within seconds.
+                launched_at = time.time()
+                again = launch(deployment, "--status", "failed")
+                assert again["files"] == 1
+                runs = wait_for(
+                    lambda: backfill_runs(instance, again), "the second backfill's run", daemon, log
+                )
+                waited = runs[0].create_timestamp.timestamp() - launched_at
+                assert waited < 12, f"the backfill daemon picked the backfill up after {waited:.1f} s"
+
+                def re_extracted() -> bool:
+                    return all(
+                        [j.status for j in repository.jobs_for(file_id)] == ["succeeded", "succeeded"]
+                        for file_id in uploaded.values()
+                    ) and [j.status for j in repository.jobs_for(bad)] == ["failed", "failed"]
+
+                wait_for(re_extracted, "the backfills to re-extract the files", daemon, log)
+                for file_id in uploaded.values():
+                    assert repository.get_file(file_id).extraction_status["status"] == "succeeded"
+                assert repository.get_file(bad).extraction_status["error"]["code"] == "unsupported_format"
+                runs = {j.dagster_run_id for f in uploaded.values() for j in repository.jobs_for(f)[1:]}
+                assert len(runs) == 1  # one batched run for the three partitions
+
                 backfills = instance.get_backfills()
-                assert [b.backfill_id for b in backfills] == [document["backfill_id"]]
+                assert {b.backfill_id for b in backfills} == {document["backfill_id"], again["backfill_id"]}
                 materialized = instance.get_materialized_partitions(dg.AssetKey("cloud_file_metadata"))
                 assert materialized == {str(i) for i in uploaded.values()}
         finally:

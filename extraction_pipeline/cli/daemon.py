@@ -1,0 +1,37 @@
+"""``daemon``: the pipeline's Dagster daemon (``dagster-daemon run``, backfills picked up within seconds)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import click
+
+from extraction_pipeline.cli.common import fail, load_settings
+
+
+@click.command(
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    add_help_option=False,
+)
+@click.argument("dagster_daemon_args", nargs=-1, type=click.UNPROCESSED)
+def daemon(dagster_daemon_args: tuple[str, ...]) -> None:
+    """Run Dagster's daemon: sensors, run queue, backfills, run monitoring and run retries.
+
+    It is ``dagster-daemon run`` (every argument goes to it, e.g. ``-w workspace.yaml``; ``--help``
+    lists them) whose backfill daemon looks for new backfills every EXTRACTION_BACKFILL_POLL_S
+    seconds (default 2) instead of Dagster's fixed 30. Run exactly one per Dagster instance.
+    """
+    if "--help" in dagster_daemon_args or "-h" in dagster_daemon_args:
+        click.echo(inspect.cleandoc(click.get_current_context().command.help or ""))
+        click.echo("\nThe options of `dagster-daemon run`:\n")
+        dagster_daemon_args = ("--help",)
+    settings = load_settings()
+    if not os.environ.get("DAGSTER_HOME") and dagster_daemon_args != ("--help",):
+        fail("DAGSTER_HOME is not set: point it at the folder of the Dagster instance (its dagster.yaml)")
+    from extraction_pipeline.orchestration.daemon import run_dagster_daemon
+
+    run_dagster_daemon(dagster_daemon_args, settings.backfill_poll_s)
+
+
+COMMANDS: list[click.Command] = [daemon]

@@ -1,0 +1,118 @@
+"""``extraction-pipeline daemon``: Dagster's backfill daemon, iterating every EXTRACTION_BACKFILL_POLL_S.
+
+The end-to-end check (a second backfill gets its run within seconds, where ``dagster-daemon run``
+takes 30 s) is in ``e2e/test_daemon.py``; here the pieces, in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from extraction_pipeline.orchestration import daemon as pipeline_daemon
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def restore_dagster_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test installs into Dagster's daemon module is undone afterwards."""
+    import dagster._daemon.daemon as module
+
+    monkeypatch.setattr(module, "execute_backfill_iteration_loop", module.execute_backfill_iteration_loop)
+
+
+def test_capped_waits_return_after_the_cap_and_at_once_on_shutdown() -> None:
+    event = threading.Event()
+    capped = pipeline_daemon.CappedWaits(event, cap_s=0.2)
+    started = time.monotonic()
+    assert capped.wait(30) is False
+    assert time.monotonic() - started < 10
+    threading.Timer(0.1, capped.set).start()
+    assert pipeline_daemon.CappedWaits(event, cap_s=60).wait(60) is True  # the real event is set
+    assert event.is_set() and capped.is_set()
+
+
+def iterations_within(seconds: float) -> int:
+    """How many iterations the backfill daemon of this process starts in ``seconds`` (no backfills)."""
+    from dagster._core.test_utils import create_test_daemon_workspace_context
+    from dagster._core.workspace.load_target import EmptyWorkspaceTarget
+    from dagster._daemon.daemon import BackfillDaemon, SpanMarker
+
+    shutdown = threading.Event()
+    timer = threading.Timer(seconds, shutdown.set)
+    count = 0
+    with (
+        dg.instance_for_test() as instance,
+        create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context,
+        BackfillDaemon(settings={"use_threads": False}) as backfill_daemon,
+    ):
+        loop = backfill_daemon.core_loop(context, shutdown)
+        timer.start()
+        try:
+            while not shutdown.is_set():
+                if next(loop) is SpanMarker.START_SPAN:
+                    count += 1
+        finally:
+            timer.cancel()
+            loop.close()
+    return count
+
+
+def test_the_backfill_daemon_iterates_every_poll_interval(restore_dagster_loop: None) -> None:
+    assert pipeline_daemon.install_backfill_poll(0.3) is True
+    assert pipeline_daemon.installed_poll_s() == 0.3
+    # Dagster's own loop iterates once, then waits 30 s; ours again after each 0.3 s pause.
+    assert iterations_within(3.0) >= 3
+
+
+def test_installing_twice_wraps_dagster_loop_once(restore_dagster_loop: None) -> None:
+    import dagster._daemon.daemon as module
+
+    original = module.execute_backfill_iteration_loop
+    pipeline_daemon.install_backfill_poll(5)
+    pipeline_daemon.install_backfill_poll(1)
+    assert module.execute_backfill_iteration_loop.dagster_loop is original
+    assert pipeline_daemon.installed_poll_s() == 1
+
+
+def run_daemon_command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("EXTRACTION_", "DAGSTER_HOME"))}
+    return subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", "daemon", *args],
+        env={**environ, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_daemon_command_needs_a_dagster_home() -> None:
+    result = run_daemon_command("-w", "workspace.yaml")
+    assert result.returncode == 2
+    assert "DAGSTER_HOME is not set" in result.stderr
+
+
+def test_daemon_command_rejects_a_bad_poll_interval(tmp_path: Path) -> None:
+    result = run_daemon_command(
+        "-w", "workspace.yaml", DAGSTER_HOME=str(tmp_path), EXTRACTION_BACKFILL_POLL_S="0"
+    )
+    assert result.returncode == 2
+    assert "EXTRACTION_BACKFILL_POLL_S must be at least 0.5" in result.stderr
+    result = run_daemon_command(DAGSTER_HOME=str(tmp_path), EXTRACTION_BACKFILL_POLL_S="soon")
+    assert result.returncode == 2 and "EXTRACTION_BACKFILL_POLL_S must be a number" in result.stderr
+
+
+def test_daemon_command_help_names_the_poll_setting_and_dagster_options() -> None:
+    result = run_daemon_command("--help")
+    assert result.returncode == 0, result.stderr
+    assert "EXTRACTION_BACKFILL_POLL_S" in result.stdout
+    assert "--workspace" in result.stdout  # dagster-daemon run's own options follow
