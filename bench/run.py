@@ -194,7 +194,7 @@ class Deployment:
     def start_daemon(self) -> None:
         self.daemon_log = self.root / "daemon.log"
         self.daemon = subprocess.Popen(
-            ["dagster-daemon", "run", "-w", "workspace.yaml"],
+            [sys.executable, "-m", "extraction_pipeline", "daemon", "-w", "workspace.yaml"],
             cwd=REPO,
             env=self.env,
             stdout=self.daemon_log.open("wb"),
