@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 
-from extraction_pipeline.cli.common import load_settings, open_repository, operation_errors
+from extraction_pipeline.cli.common import EXIT_FAILED, fail, load_settings, open_repository, operation_errors
 from extraction_pipeline.cli.files import collect_upload_candidates, upload_candidates
 from extraction_pipeline.settings import Settings
 
@@ -51,22 +55,90 @@ def prepare_quickstart(settings: Settings, *, samples: bool) -> Path:
     return dagster_home
 
 
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class _Stop(Exception):
+    """SIGTERM or SIGINT reached the quick start: stop both children."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+    """Start every command; when one exits or this process is told to stop, stop them all.
+
+    Returns 0 after a stop request, else 1 (a child ended on its own: the others cannot work alone).
+    """
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, command in commands.items():
+            children[name] = subprocess.Popen(command, env=env)
+        while True:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    click.echo(
+                        f"error: the {name} stopped (exit code {child.returncode}); stopping", err=True
+                    )
+                    return EXIT_FAILED
+            time.sleep(0.5)
+    except _Stop:
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children.values():
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface the UI binds to.")
 @click.option("--port", default=3000, show_default=True, type=int, help="Port of the UI.")
 @click.option("--samples/--no-samples", default=True, help="Generate and upload sample files first.")
 def quickstart(host: str, port: int, samples: bool) -> None:
-    """Create the embedded default, upload sample files and start the Dagster webserver and daemon."""
+    """Create the embedded default, upload sample files and start the Dagster webserver and daemon.
+
+    The daemon is ``extraction-pipeline daemon`` (sensors, run queue, backfills within seconds), the
+    webserver ``dagster-webserver``; both load the code location ``extraction_pipeline.definitions``.
+    Ctrl-C stops both.
+    """
+    if not _port_is_free(host, port):
+        fail(f"{host}:{port} is in use (another webserver?): choose a free port with --port")
     settings = load_settings()
     dagster_home = prepare_quickstart(settings, samples=samples)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "EXTRACTION_HOME": str(settings.home)}
-    command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-m", "extraction_pipeline.definitions",
-        "--host", host, "--port", str(port),
-    ]  # fmt: skip
+    location = ["-m", "extraction_pipeline.definitions"]
+    commands = {
+        "daemon": [sys.executable, "-m", "extraction_pipeline", "daemon", *location],
+        "webserver": [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            *location,
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
+    }
     click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={dagster_home}); Ctrl-C stops it", err=True)
-    os.execvpe(command[0], command, env)
+    sys.exit(supervise(commands, env))
 
 
 COMMANDS: list[click.Command] = [quickstart]
