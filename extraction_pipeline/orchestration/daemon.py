@@ -3,9 +3,9 @@
 Dagster's backfill daemon looks for new backfills every 30 s, a constant of Dagster's (1.13), not a
 setting. A 300-file backfill that the runs finish in 16 s then waited 28.7 s for its first run
 (``bench/run.py --quick``). ``extraction-pipeline daemon`` runs the very same daemon process with one
-difference: the backfill daemon's pause between two iterations is capped at
-``EXTRACTION_BACKFILL_POLL_S``. Dagster's loop pauses by waiting on the daemon's shutdown event;
-it gets an event whose waits are capped. Everything else (what an iteration does, how it submits
+difference: the backfill daemon's pause between two iterations is
+``EXTRACTION_BACKFILL_POLL_S`` (longer after a long iteration, see :class:`PacedWaits`). Dagster's
+loop pauses by waiting on the daemon's shutdown event; it gets an event whose waits are shorter. Everything else (what an iteration does, how it submits
 runs, cancels, retries and heartbeats) stays Dagster's, and a backfill launched from the UI profits
 alike.
 
@@ -16,6 +16,7 @@ own intervals (``dagster.yaml``).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,18 +25,41 @@ _LOOP_MODULE = "dagster._daemon.daemon"
 _LOOP_NAME = "execute_backfill_iteration_loop"
 
 
-class CappedWaits:
-    """A shutdown event whose ``wait`` returns after at most ``cap_s`` seconds.
+class PacedWaits:
+    """A shutdown event whose ``wait`` lasts at most ``poll_s``, or ``busy_factor`` x the last iteration.
 
-    Setting and reading it act on the real event, so a shutdown still ends a wait at once.
+    The backfill loop iterates, then waits on its shutdown event (Dagster asks for 30 s minus the
+    iteration). The time between two waits is what the iteration took; pausing at least
+    ``busy_factor`` times that keeps the daemon's bookkeeping of a huge backfill (seconds per
+    iteration) to a fifth of its time, never busier than Dagster's own loop, while an idle daemon
+    (milliseconds per iteration) looks again after ``poll_s``. Setting and reading it act on the
+    real event, so a shutdown still ends a wait at once.
     """
 
-    def __init__(self, event: threading.Event, cap_s: float) -> None:
+    def __init__(
+        self,
+        event: threading.Event,
+        poll_s: float,
+        busy_factor: float = 4.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._event = event
-        self.cap_s = cap_s
+        self.poll_s = poll_s
+        self.busy_factor = busy_factor
+        self._clock = clock
+        self._last_wait_end: float | None = None
+
+    def pause_s(self, requested: float | None) -> float:
+        """How long the next wait lasts, given what the loop asked for."""
+        busy = 0.0 if self._last_wait_end is None else max(0.0, self._clock() - self._last_wait_end)
+        pause = max(self.poll_s, self.busy_factor * busy)
+        return pause if requested is None else min(requested, pause)
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(self.cap_s if timeout is None else min(timeout, self.cap_s))
+        try:
+            return self._event.wait(self.pause_s(timeout))
+        finally:
+            self._last_wait_end = self._clock()
 
     def is_set(self) -> bool:
         return self._event.is_set()
@@ -62,7 +86,7 @@ def install_backfill_poll(poll_s: float) -> bool:
     original = getattr(loop, "dagster_loop", loop)
 
     def backfill_loop(context: Any, logger: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(context, logger, CappedWaits(shutdown_event, poll_s), *args, **kwargs)
+        return original(context, logger, PacedWaits(shutdown_event, poll_s), *args, **kwargs)
 
     backfill_loop.dagster_loop = original  # type: ignore[attr-defined]  # installing twice wraps once
     backfill_loop.poll_s = poll_s  # type: ignore[attr-defined]

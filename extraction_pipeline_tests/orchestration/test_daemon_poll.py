@@ -29,15 +29,38 @@ def restore_dagster_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(module, "execute_backfill_iteration_loop", module.execute_backfill_iteration_loop)
 
 
-def test_capped_waits_return_after_the_cap_and_at_once_on_shutdown() -> None:
+def test_paced_waits_return_after_the_poll_interval_and_at_once_on_shutdown() -> None:
     event = threading.Event()
-    capped = pipeline_daemon.CappedWaits(event, cap_s=0.2)
+    paced = pipeline_daemon.PacedWaits(event, poll_s=0.2)
     started = time.monotonic()
-    assert capped.wait(30) is False
+    assert paced.wait(30) is False
     assert time.monotonic() - started < 10
-    threading.Timer(0.1, capped.set).start()
-    assert pipeline_daemon.CappedWaits(event, cap_s=60).wait(60) is True  # the real event is set
-    assert event.is_set() and capped.is_set()
+    threading.Timer(0.1, paced.set).start()
+    assert pipeline_daemon.PacedWaits(event, poll_s=60).wait(60) is True  # the real event is set
+    assert event.is_set() and paced.is_set()
+
+
+class RecordingEvent(threading.Event):
+    """A real event that remembers how long each wait was asked to last (and returns at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        return False
+
+
+def test_a_long_iteration_gets_a_proportionally_longer_pause_never_longer_than_dagsters() -> None:
+    now = [1000.0]
+    event = RecordingEvent()
+    paced = pipeline_daemon.PacedWaits(event, poll_s=2, busy_factor=4, clock=lambda: now[0])
+    for iteration_s in (0.01, 0.5, 3.0, 10.0, 0.01):
+        now[0] += iteration_s
+        paced.wait(max(0.0, 30 - iteration_s))  # what Dagster's loop asks for after an iteration
+    # idle: the poll interval; 0.5 s of work: still 2 s; 3 s: 12 s; 10 s: Dagster's own 20 s
+    assert event.timeouts == [2, 2, 12.0, 20.0, 2]
 
 
 def iterations_within(seconds: float) -> int:
