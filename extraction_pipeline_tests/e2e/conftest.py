@@ -136,7 +136,8 @@ def wait_for(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
-            pytest.fail(f"dagster-daemon exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
+            command = " ".join(map(str, daemon.args[-5:]))
+            pytest.fail(f"`{command}` exited ({daemon.returncode}):\n{log.read_text()[-4000:]}")
         value = predicate()
         if value:
             return value

@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from extraction_pipeline.persistence.repository import CloudFileRepository
+from extraction_pipeline_tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -36,18 +37,6 @@ def free_port() -> int:
 def quickstart_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXTRACTION_", "DAGSTER_"))}
     return {**env, "EXTRACTION_HOME": str(home)}
-
-
-def wait_until(predicate, what: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 240):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"quickstart exited ({process.returncode}):\n{log.read_text()[-4000:]}")
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-4000:]}")
 
 
 def ui_answers(port: int) -> bool:
@@ -72,7 +61,7 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
         )
     repository = None
     try:
-        wait_until(lambda: (home / "extraction.db").exists(), "the embedded database", process, log)
+        wait_for(lambda: (home / "extraction.db").exists(), "the embedded database", process, log)
         repository = CloudFileRepository.from_url(f"sqlite:///{home / 'extraction.db'}")
 
         def jobs_succeeded(count: int) -> bool:
@@ -81,8 +70,8 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
                 [j.status for j in repository.jobs_for(r.id)] == ["succeeded"] * count for r in rows
             )
 
-        wait_until(lambda: jobs_succeeded(1), "the samples to be extracted", process, log)
-        wait_until(lambda: ui_answers(port), "the UI", process, log)
+        wait_for(lambda: jobs_succeeded(1), "the samples to be extracted", process, log)
+        wait_for(lambda: ui_answers(port), "the UI", process, log)
         pdf = next(r for r in repository.list_files() if r.filename == "specification.pdf")
         assert repository.metadata_for(pdf.id).metadata_["page_count"] == 2
 
@@ -98,7 +87,7 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
         )
         assert backfill.returncode == 0, backfill.stderr
         assert json.loads(backfill.stdout)["files"] == 4
-        wait_until(lambda: jobs_succeeded(2), "the backfill", process, log)
+        wait_for(lambda: jobs_succeeded(2), "the backfill", process, log)
         took = time.monotonic() - launched_at
         assert took < 20, f"the backfill of 4 files took {took:.1f} s"
 
