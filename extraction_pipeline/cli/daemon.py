@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import sys
+from pathlib import Path
 
 import click
 
@@ -22,16 +24,23 @@ def daemon(dagster_daemon_args: tuple[str, ...]) -> None:
     lists them) whose backfill daemon looks for new backfills every EXTRACTION_BACKFILL_POLL_S
     seconds (default 2) instead of Dagster's fixed 30. Run exactly one per Dagster instance.
     """
+    from extraction_pipeline.orchestration.daemon import run_dagster_daemon
+
     if "--help" in dagster_daemon_args or "-h" in dagster_daemon_args:
         click.echo(inspect.cleandoc(click.get_current_context().command.help or ""))
         click.echo("\nThe options of `dagster-daemon run`:\n")
-        dagster_daemon_args = ("--help",)
+        sys.exit(run_dagster_daemon(["--help"], poll_s=30.0))
     settings = load_settings()
-    if not os.environ.get("DAGSTER_HOME") and dagster_daemon_args != ("--help",):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
         fail("DAGSTER_HOME is not set: point it at the folder of the Dagster instance (its dagster.yaml)")
-    from extraction_pipeline.orchestration.daemon import run_dagster_daemon
-
-    run_dagster_daemon(dagster_daemon_args, settings.backfill_poll_s)
+    if not Path(home).is_dir():
+        fail(f"DAGSTER_HOME={home} is not a folder: create it and put the instance's dagster.yaml there")
+    try:
+        code = run_dagster_daemon(dagster_daemon_args, settings.backfill_poll_s)
+    except click.ClickException as exc:  # a bad option or workspace file: one line, exit 2
+        fail(exc.format_message())
+    sys.exit(code)
 
 
 COMMANDS: list[click.Command] = [daemon]

@@ -3,11 +3,11 @@
 Dagster's backfill daemon looks for new backfills every 30 s, a constant of Dagster's (1.13), not a
 setting. A 300-file backfill that the runs finish in 16 s then waited 28.7 s for its first run
 (``bench/run.py --quick``). ``extraction-pipeline daemon`` runs the very same daemon process with one
-difference: the backfill daemon's pause between two iterations is
-``EXTRACTION_BACKFILL_POLL_S`` (longer after a long iteration, see :class:`PacedWaits`). Dagster's
-loop pauses by waiting on the daemon's shutdown event; it gets an event whose waits are shorter. Everything else (what an iteration does, how it submits
-runs, cancels, retries and heartbeats) stays Dagster's, and a backfill launched from the UI profits
-alike.
+difference: the backfill daemon pauses ``EXTRACTION_BACKFILL_POLL_S`` between two iterations
+(longer after long work, see :class:`PacedWaits`). Dagster's loop pauses by waiting on the daemon's
+shutdown event; it gets an event whose waits are shorter. Everything else (what an iteration does,
+how it submits runs, cancels, retries and heartbeats) stays Dagster's, and a backfill launched from
+the UI profits alike.
 
 Only the backfill loop changes: the sensor, run queue, monitoring and run-retry daemons keep their
 own intervals (``dagster.yaml``).
@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
 from typing import Any
 
 # Where Dagster's BackfillDaemon finds its loop function (``BackfillDaemon.core_loop``).
@@ -26,14 +27,15 @@ _LOOP_NAME = "execute_backfill_iteration_loop"
 
 
 class PacedWaits:
-    """A shutdown event whose ``wait`` lasts at most ``poll_s``, or ``busy_factor`` x the last iteration.
+    """A shutdown event whose ``wait`` lasts ``poll_s``, or ``busy_factor`` x the last work if longer.
 
-    The backfill loop iterates, then waits on its shutdown event (Dagster asks for 30 s minus the
-    iteration). The time between two waits is what the iteration took; pausing at least
-    ``busy_factor`` times that keeps the daemon's bookkeeping of a huge backfill (seconds per
-    iteration) to a fifth of its time, never busier than Dagster's own loop, while an idle daemon
-    (milliseconds per iteration) looks again after ``poll_s``. Setting and reading it act on the
-    real event, so a shutdown still ends a wait at once.
+    Dagster's backfill loop iterates, then waits on its shutdown event for 30 s minus the iteration.
+    The work of an iteration is either done in the loop (the time between two waits) or, with
+    ``backfills: use_threads`` (the default), in a thread pool whose tasks :meth:`timed` measures.
+    Pausing ``busy_factor`` times the longest recent work keeps the bookkeeping of a huge backfill
+    (seconds per pass) to a fifth of the daemon's time, and never busier than Dagster's own loop
+    (a wait never exceeds what Dagster asked for); an idle daemon looks again after ``poll_s``.
+    Setting and reading the event act on the real one, so a shutdown still ends a wait at once.
     """
 
     def __init__(
@@ -47,12 +49,23 @@ class PacedWaits:
         self.poll_s = poll_s
         self.busy_factor = busy_factor
         self._clock = clock
-        self._last_wait_end: float | None = None
+        self._lock = threading.Lock()
+        self._last_wait_end = clock()  # the loop's first iteration starts now
+        self._work_s = 0.0  # longest pool task finished since the last pause
+
+    def record_work(self, seconds: float) -> None:
+        with self._lock:
+            self._work_s = max(self._work_s, seconds)
+
+    def timed(self, executor: Executor) -> TimedExecutor:
+        return TimedExecutor(executor, self)
 
     def pause_s(self, requested: float | None) -> float:
         """How long the next wait lasts, given what the loop asked for."""
-        busy = 0.0 if self._last_wait_end is None else max(0.0, self._clock() - self._last_wait_end)
-        pause = max(self.poll_s, self.busy_factor * busy)
+        with self._lock:
+            work, self._work_s = self._work_s, 0.0
+        iteration = max(0.0, self._clock() - self._last_wait_end)
+        pause = max(self.poll_s, self.busy_factor * max(iteration, work))
         return pause if requested is None else min(requested, pause)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -71,22 +84,51 @@ class PacedWaits:
         self._event.clear()
 
 
+class TimedExecutor:
+    """The backfill daemon's thread pool, telling :class:`PacedWaits` how long each task took."""
+
+    def __init__(self, executor: Executor, paced: PacedWaits) -> None:
+        self._executor = executor
+        self._paced = paced
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        clock = self._paced._clock
+
+        def timed_task() -> Any:
+            started = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._paced.record_work(clock() - started)
+
+        return self._executor.submit(timed_task)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor, name)
+
+
 def install_backfill_poll(poll_s: float) -> bool:
-    """Make this process's backfill daemon iterate every ``poll_s`` seconds (plus the iteration).
+    """Make this process's backfill daemon pause ``poll_s`` seconds between iterations (see above).
 
     Returns False, changing nothing, when this Dagster has no such loop to wrap (another version):
     the daemon then runs with Dagster's own pause.
     """
     import importlib
 
-    module = importlib.import_module(_LOOP_MODULE)
+    try:
+        module = importlib.import_module(_LOOP_MODULE)
+    except ImportError:
+        return False
     loop: Callable[..., Any] | None = getattr(module, _LOOP_NAME, None)
     if loop is None:
         return False
     original = getattr(loop, "dagster_loop", loop)
 
     def backfill_loop(context: Any, logger: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(context, logger, PacedWaits(shutdown_event, poll_s), *args, **kwargs)
+        paced = PacedWaits(shutdown_event, poll_s)
+        if kwargs.get("threadpool_executor") is not None:
+            kwargs["threadpool_executor"] = paced.timed(kwargs["threadpool_executor"])
+        return original(context, logger, paced, *args, **kwargs)
 
     backfill_loop.dagster_loop = original  # type: ignore[attr-defined]  # installing twice wraps once
     backfill_loop.poll_s = poll_s  # type: ignore[attr-defined]
@@ -102,8 +144,11 @@ def installed_poll_s() -> float | None:
     return getattr(loop, "poll_s", None)
 
 
-def run_dagster_daemon(args: Sequence[str], poll_s: float) -> Any:
-    """``dagster-daemon run ARGS`` in this process, its backfill daemon polling every ``poll_s`` s."""
+def run_dagster_daemon(args: Sequence[str], poll_s: float) -> int:
+    """``dagster-daemon run ARGS`` in this process, its backfill daemon polling every ``poll_s`` s.
+
+    Returns the exit code; a bad option raises ``click.UsageError`` (the caller reports it).
+    """
     from dagster._daemon.cli import run_command
 
     if not install_backfill_poll(poll_s):
@@ -114,4 +159,5 @@ def run_dagster_daemon(args: Sequence[str], poll_s: float) -> Any:
             _LOOP_MODULE,
             _LOOP_NAME,
         )
-    return run_command.main(args=list(args), prog_name="extraction-pipeline daemon")
+    result = run_command.main(args=list(args), prog_name="extraction-pipeline daemon", standalone_mode=False)
+    return result if isinstance(result, int) else 0

@@ -56,11 +56,33 @@ def test_a_long_iteration_gets_a_proportionally_longer_pause_never_longer_than_d
     now = [1000.0]
     event = RecordingEvent()
     paced = pipeline_daemon.PacedWaits(event, poll_s=2, busy_factor=4, clock=lambda: now[0])
-    for iteration_s in (0.01, 0.5, 3.0, 10.0, 0.01):
+    for iteration_s in (3.0, 0.01, 0.5, 10.0, 0.01):
         now[0] += iteration_s
         paced.wait(max(0.0, 30 - iteration_s))  # what Dagster's loop asks for after an iteration
-    # idle: the poll interval; 0.5 s of work: still 2 s; 3 s: 12 s; 10 s: Dagster's own 20 s
-    assert event.timeouts == [2, 2, 12.0, 20.0, 2]
+    # the first iteration counts too; idle: the poll interval; 0.5 s: still 2 s; 10 s: Dagster's 20 s
+    assert event.timeouts == [12.0, 2, 2, 20.0, 2]
+
+
+def test_work_done_in_the_backfill_thread_pool_lengthens_the_next_pause() -> None:
+    """With ``backfills: use_threads`` (dagster.yaml) an iteration only hands backfills to a pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    now = [1000.0]
+    event = RecordingEvent()
+    paced = pipeline_daemon.PacedWaits(event, poll_s=2, busy_factor=4, clock=lambda: now[0])
+
+    def bookkeeping(seconds: float) -> str:
+        now[0] += seconds
+        return "done"
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        timed = paced.timed(pool)
+        assert timed.submit(bookkeeping, 5.0).result() == "done"
+        paced.wait(30)  # after 5 s of pool work: 20 s
+        paced.wait(30)  # nothing ran since: the poll interval
+        assert timed.submit(bookkeeping, 9.0).result() == "done"
+        paced.wait(25)  # never longer than Dagster asked
+    assert event.timeouts == [20.0, 2, 25]
 
 
 def iterations_within(seconds: float) -> int:
@@ -75,7 +97,7 @@ def iterations_within(seconds: float) -> int:
     with (
         dg.instance_for_test() as instance,
         create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context,
-        BackfillDaemon(settings={"use_threads": False}) as backfill_daemon,
+        BackfillDaemon(settings={"use_threads": True, "num_workers": 2}) as backfill_daemon,  # dagster.yaml
     ):
         loop = backfill_daemon.core_loop(context, shutdown)
         timer.start()
@@ -124,14 +146,28 @@ def test_daemon_command_needs_a_dagster_home() -> None:
     assert "DAGSTER_HOME is not set" in result.stderr
 
 
+def test_daemon_command_rejects_a_bad_option_or_dagster_home_in_one_line(tmp_path: Path) -> None:
+    result = run_daemon_command("--no-such-option", DAGSTER_HOME=str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: No such option '--no-such-option'."
+    result = run_daemon_command("-w", "workspace.yaml", DAGSTER_HOME=str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: DAGSTER_HOME=") and "is not a folder" in result.stderr
+
+
 def test_daemon_command_rejects_a_bad_poll_interval(tmp_path: Path) -> None:
     result = run_daemon_command(
         "-w", "workspace.yaml", DAGSTER_HOME=str(tmp_path), EXTRACTION_BACKFILL_POLL_S="0"
     )
     assert result.returncode == 2
     assert "EXTRACTION_BACKFILL_POLL_S must be at least 0.5" in result.stderr
-    result = run_daemon_command(DAGSTER_HOME=str(tmp_path), EXTRACTION_BACKFILL_POLL_S="soon")
-    assert result.returncode == 2 and "EXTRACTION_BACKFILL_POLL_S must be a number" in result.stderr
+    for value, message in (
+        ("soon", "must be a number"),
+        ("31", "must be at most 30.0"),
+        ("nan", "must be a finite number"),
+    ):
+        result = run_daemon_command(DAGSTER_HOME=str(tmp_path), EXTRACTION_BACKFILL_POLL_S=value)
+        assert result.returncode == 2 and f"EXTRACTION_BACKFILL_POLL_S {message}" in result.stderr
 
 
 def test_daemon_command_help_names_the_poll_setting_and_dagster_options() -> None:
