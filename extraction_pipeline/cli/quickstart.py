@@ -65,46 +65,63 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
-class _Stop(Exception):
-    """SIGTERM or SIGINT reached the quick start: stop both children."""
+class _StopRequests:
+    """Counts SIGINT/SIGTERM; the handler only counts, so no exception lands inside ``Popen``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
 
 
-def _raise_stop(signum: int, frame: object) -> None:
-    raise _Stop(signal.Signals(signum).name)
+def _stop_children(children: list[subprocess.Popen[bytes]], requests: _StopRequests, grace_s: float) -> None:
+    """One SIGINT each (a graceful stop); SIGKILL after ``grace_s`` or on a second stop request."""
+    asked = requests.count
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + grace_s
+    while any(child.poll() is None for child in children):
+        if time.monotonic() > deadline or requests.count > asked:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+            for child in children:
+                child.wait()
+            return
+        time.sleep(0.2)
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
+def supervise(commands: dict[str, list[str]], env: dict[str, str], grace_s: float = 30.0) -> int:
     """Start every command; when one exits or this process is told to stop, stop them all.
 
-    Returns 0 after a stop request, else 1 (a child ended on its own: the others cannot work alone).
+    The children get their own process group: a Ctrl-C in the terminal reaches only this process,
+    which stops each child with exactly one SIGINT (a second Ctrl-C kills them). Returns 0 after a
+    stop request, else 1 (a child ended on its own: the other cannot work alone).
     """
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    requests = _StopRequests()
+    previous = {sig: signal.signal(sig, requests) for sig in (signal.SIGTERM, signal.SIGINT)}
     children: dict[str, subprocess.Popen[bytes]] = {}
+    code = 0
     try:
         for name, command in commands.items():
-            children[name] = subprocess.Popen(command, env=env)
-        while True:
-            for name, child in children.items():
-                if child.poll() is not None:
-                    click.echo(
-                        f"error: the {name} stopped (exit code {child.returncode}); stopping", err=True
-                    )
-                    return EXIT_FAILED
+            if requests.count:
+                break
+            children[name] = subprocess.Popen(command, env=env, process_group=0)
+        while not requests.count:
+            ended = [(name, child) for name, child in children.items() if child.poll() is not None]
+            if ended:
+                name, child = ended[0]
+                click.echo(f"error: the {name} stopped (exit code {child.returncode}); stopping", err=True)
+                code = EXIT_FAILED
+                break
             time.sleep(0.5)
-    except _Stop:
-        return 0
     finally:
+        _stop_children(list(children.values()), requests, grace_s)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children.values():
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+    return code
 
 
 @click.command()

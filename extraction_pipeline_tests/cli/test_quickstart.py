@@ -51,3 +51,23 @@ def test_prepare_uploads_samples_once_and_writes_an_embedded_instance(
         assert repository.count_files() == 4
     finally:
         repository.dispose()
+
+
+def test_supervise_stops_the_other_child_when_one_ends(capfd: pytest.CaptureFixture[str]) -> None:
+    import os
+    import sys
+    import uuid
+
+    import psutil
+
+    from extraction_pipeline.cli.quickstart import supervise
+
+    marker = f"still-running-{uuid.uuid4().hex}"
+    commands = {
+        "webserver": [sys.executable, "-c", "import sys; sys.exit(3)"],
+        "daemon": [sys.executable, "-c", f"import time; time.sleep(120)  # {marker}"],
+    }
+    assert supervise(commands, dict(os.environ), grace_s=10) == 1
+    assert "error: the webserver stopped (exit code 3); stopping" in capfd.readouterr().err
+    left = [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+    assert left == []
