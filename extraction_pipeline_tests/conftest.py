@@ -16,6 +16,16 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """In CI (CI set) the corpus must be there: its tests skip locally without it, never in CI."""
+    from extraction_pipeline_tests.corpus import CORPUS_DIR
+
+    if os.environ.get("CI") and not (CORPUS_DIR / "expected.json").is_file():
+        raise pytest.UsageError(
+            f"CI is set but the corpus is missing at {CORPUS_DIR} (EXTRACTION_CORPUS_DIR)"
+        )
+
+
 def _admin_engine() -> sa.Engine:
     return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
 

@@ -75,7 +75,7 @@ def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_
     assert sensor["runs_requested_per_tick"] == Settings.from_env({}).sensor_batch_size
     # Every registered partition and the 1k added on top of them.
     assert result["details"]["partitions"]["registered"] == 1500 + 1000
-    assert result["targets_met"]["sensor_tick_s_at_100k"] in (True, False)
+    assert isinstance(result["targets_met"]["sensor_tick_s_at_100k"], bool)
 
 
 def test_the_backfill_mix_follows_the_weights(bench: ModuleType, tmp_path: Path) -> None:

@@ -66,9 +66,9 @@ def test_upload_then_list_and_status_on_the_embedded_default(extraction_env: Pat
     assert set(listed[0]) == {"id", "filename", "format", "status", "attempts", "error"}
 
     code, out, _ = run("list", "--status", "pending", "--limit", "2", "--json")
-    assert [f["id"] for f in json.loads(out)] == [u["id"] for u in uploaded[:2]]
+    assert code == 0 and [f["id"] for f in json.loads(out)] == [u["id"] for u in uploaded[:2]]
     code, out, _ = run("list", "--status", "succeeded", "--json")
-    assert json.loads(out) == []
+    assert code == 0 and json.loads(out) == []
 
     code, out, _ = run("status", str(uploaded[1]["id"]), "--json")
     assert code == 0

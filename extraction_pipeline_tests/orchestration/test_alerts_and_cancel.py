@@ -109,6 +109,7 @@ def test_a_permanent_failure_is_announced_by_log_line_and_webhook(
             },
         }
     ]
+    assert "PDF" in body["files"][0]["error"]["message"]  # says why, not just a code
     logged = [r.getMessage() for r in caplog.records if "extraction alert" in r.getMessage()]
     assert len(logged) == 1 and '"code": "unsupported_format"' in logged[0]
     assert "s3cret" not in caplog.text and "token=abc" not in caplog.text

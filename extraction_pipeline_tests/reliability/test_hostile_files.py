@@ -376,19 +376,19 @@ def test_pdf_object_nested_200k_levels(pool: WorkerPool, tmp_path: Path) -> None
 @pytest.mark.slow
 def test_pdf_with_20000_pages(pool: WorkerPool, tmp_path: Path) -> None:
     envelope, _ = extract(pool, many_pages_pdf(tmp_path))
-    assert envelope.format == "pdf"
-    if envelope.status == "succeeded":
-        assert envelope.metadata["page_count"] == 20_000
-        assert envelope.metadata["page_sizes_pt"] == [{"size": [612.0, 792.0], "count": 20_000}]
-        assert envelope.metadata["pages_without_text"] == 0
+    assert (envelope.format, envelope.status) == ("pdf", "succeeded"), envelope.error
+    assert envelope.metadata["page_count"] == 20_000
+    assert envelope.metadata["page_sizes_pt"] == [{"size": [612.0, 792.0], "count": 20_000}]
+    assert envelope.metadata["pages_without_text"] == 0
 
 
 @pytest.mark.slow
 def test_dxf_with_300k_entities_and_no_header(pool: WorkerPool, tmp_path: Path) -> None:
     envelope, _ = extract(pool, headerless_dxf(tmp_path))
-    assert (envelope.format, envelope.variant) == ("dxf", "ascii")
-    if envelope.status == "succeeded":
-        assert envelope.metadata["entity_counts"] == {"LINE": 300_000}
+    assert (envelope.format, envelope.variant, envelope.status) == ("dxf", "ascii", "succeeded"), (
+        envelope.error
+    )
+    assert envelope.metadata["entity_counts"] == {"LINE": 300_000}
 
 
 def test_ifc_with_50k_unclosed_parentheses(pool: WorkerPool, tmp_path: Path) -> None:

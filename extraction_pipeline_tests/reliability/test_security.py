@@ -301,9 +301,10 @@ def test_no_secret_appears_in_logs_run_metadata_event_logs_rows_or_error_message
     def run_cli(*args: str, environment: dict[str, str] = env) -> str:
         done = cli(environment, *args)
         outputs.extend([done.stdout, done.stderr])
-        return done.stdout if done.returncode == 0 else ""
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
 
-    assert run_cli("db", "upgrade") is not None
+    run_cli("db", "upgrade")
     folder = tmp_path / "upload"
     folder.mkdir()
     (folder / "plan.pdf").write_bytes(make_pdf(pages=2))

@@ -25,7 +25,7 @@ CART_BBOX = {"min": [-5.0, -5.0, 0.0], "max": [25.0, 55.0, 105.0]}
 @pytest.fixture(scope="module")
 def step_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The cart assembly exported once per schema and unit (cadquery is slow to import)."""
-    cq = pytest.importorskip("cadquery")
+    import cadquery as cq
     from OCP.Interface import Interface_Static
 
     folder = tmp_path_factory.mktemp("step")
