@@ -19,6 +19,7 @@ from extraction_pipeline.extraction.errors import (
     UnsupportedFormat,
 )
 from extraction_pipeline.extraction.registry import extractor_for
+from extraction_pipeline.extraction.text import valid_unicode
 
 DETECTOR = ExtractorInfo(name="detect", version="1.0.0")
 _CHUNK = 1024 * 1024
@@ -37,7 +38,7 @@ def file_info(path: Path, name: str) -> FileInfo:
 
 def printable_name(name: str) -> str:
     """A file name as valid Unicode: bytes that were not UTF-8 (surrogate escapes) become U+FFFD."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return valid_unicode(name)
 
 
 def extract_file(

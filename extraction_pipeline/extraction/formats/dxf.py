@@ -24,6 +24,7 @@ from typing import Any
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile
+from extraction_pipeline.extraction.text import valid_unicode
 
 NAME = "dxf"
 VERSION = "1.0.0"
@@ -345,11 +346,7 @@ def clean_text(value: Any) -> str:
             text = decode_dxf_unicode(text)
         if has_mif_encoding(text):
             text = decode_mif_to_unicode(text)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
+    return valid_unicode(text)
 
 
 def _layer_names(doc: Any, raw: RawScan) -> list[str]:

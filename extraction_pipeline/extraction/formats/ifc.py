@@ -21,6 +21,7 @@ from extraction_pipeline.extraction.errors import (
     TooLarge,
     UnsupportedFormat,
 )
+from extraction_pipeline.extraction.text import valid_unicode
 
 NAME = "ifc"
 VERSION = "1.0.0"
@@ -188,12 +189,12 @@ def _open_spf(path: Path, warnings: list[str]) -> tuple[Any, Any]:
         model = ifcopenshell.open(path, format=".ifc", **kwargs)
     except ifcopenshell.SchemaError as exc:
         raise UnsupportedFormat(
-            _clean(f"{exc} (ifcopenshell reads {', '.join(_supported_schemas())})")
+            valid_unicode(f"{exc} (ifcopenshell reads {', '.join(_supported_schemas())})")
         ) from exc
     except ifcopenshell.Error as exc:
-        raise CorruptFile(_clean(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}")) from exc
+        raise CorruptFile(valid_unicode(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}")) from exc
     except OSError as exc:
-        raise CorruptFile(_clean(f"ifcopenshell cannot read the file: {exc}")) from exc
+        raise CorruptFile(valid_unicode(f"ifcopenshell cannot read the file: {exc}")) from exc
     truncated = _looks_truncated(path)
     if not model.types():
         if truncated:
@@ -236,8 +237,8 @@ def _log_messages(logger: Any, severities: tuple[str, ...]) -> list[str]:
             info = entry.to_dict()
             if str(info.get("severity", "")).upper() not in severities:
                 continue
-            text = _clean(str(info.get("message", ""))).strip()
-            instance = _clean(str(info.get("instance") or "")).strip()
+            text = valid_unicode(str(info.get("message", ""))).strip()
+            instance = valid_unicode(str(info.get("instance") or "")).strip()
             if instance:
                 text = f"{text} ({instance[:200]})"
             if text and text not in found:
@@ -263,7 +264,7 @@ def _open_ifcxml(path: Path, *, inside_zip: bool) -> tuple[Any, Any]:
             "export the model as IFC-SPF (.ifc) instead"
         ) from exc
     except ifcopenshell.Error as exc:
-        raise CorruptFile(_clean(f"ifcopenshell cannot read {where}: {exc}")) from exc
+        raise CorruptFile(valid_unicode(f"ifcopenshell cannot read {where}: {exc}")) from exc
     return model, logger
 
 
@@ -357,17 +358,8 @@ def _safe_attr(obj: Any, name: str) -> Any:
 def _text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    value = _clean(value).strip()
+    value = valid_unicode(value).strip()
     return value or None
-
-
-def _clean(text: str) -> str:
-    """Valid Unicode: ifcopenshell hands raw bytes of a damaged file back as lone surrogates, which
-    JSON on stdout and PostgreSQL's JSONB cannot carry; they become U+FFFD."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # surrogates outside the escape range
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _joined(value: Any) -> str | None:
