@@ -59,7 +59,6 @@ class DatabaseUnavailable(TransientError):
 WORKER_FAILURE_CODES = ("timeout", "out_of_memory", "crashed")
 
 PERMANENT_CODES = ("unsupported_format", "corrupt", "encrypted", "too_large")
-TRANSIENT_CODES = ("storage_unavailable", "database_unavailable")
 
 
 def worker_failure_kind(attempt: int, max_attempts: int) -> ErrorKind:

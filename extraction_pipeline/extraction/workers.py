@@ -80,9 +80,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from extraction_pipeline.extraction.context import DEFAULT_MAX_FILE_BYTES
+from extraction_pipeline.extraction.detect import Detection, Format, detect_format
 from extraction_pipeline.extraction.envelope import Envelope, ErrorInfo, ExtractorInfo
 from extraction_pipeline.extraction.errors import WORKER_FAILURE_CODES, worker_failure_kind
-from extraction_pipeline.extraction.extract import printable_name
+from extraction_pipeline.extraction.extract import DETECTOR, failed_envelope, file_info, printable_name
+from extraction_pipeline.extraction.registry import extractor_for
 
 if TYPE_CHECKING:
     from extraction_pipeline.settings import Settings
@@ -96,7 +98,6 @@ DEFAULT_STARTUP_TIMEOUT_S = 60.0
 
 FAULT_INJECTION_ENV = "EXTRACTION_FAULT_INJECTION"
 FAULT_PREFIX = b"EXTRACTION-FAULT:"
-FAULTS = ("segfault", "hang", "oom", "exit")
 
 
 def fault_injection_enabled() -> bool:
@@ -516,10 +517,8 @@ class WorkerPool:
             raise RuntimeError("a WorkerPool cannot be used in a forked child; create one there")
         path = Path(path)
         name = printable_name(filename if filename is not None else path.name)
-        with path.open("rb"):  # fail early, in the caller, on a missing or unreadable file
+        with path.open("rb"):  # fail early, in the caller, on a missing, unreadable file or a folder
             pass
-        if path.is_dir():
-            raise IsADirectoryError(21, "Is a directory", str(path))
         slot = self._acquire()
         try:
             return self._run_on(slot, path, name, attempt, max_attempts)
@@ -590,7 +589,6 @@ class WorkerPool:
 
     def _run_on(self, slot: _Slot, path: Path, name: str, attempt: int, max_attempts: int) -> WorkerResult:
         worker = slot.worker
-        started = time.monotonic()
         for _ in range(2):
             if worker is None or not worker.alive():
                 if worker is not None:
@@ -703,10 +701,6 @@ def failure_envelope(
     path: Path, name: str, error: ErrorInfo, *, duration_ms: int, max_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> Envelope:
     """A failed envelope built in the parent: size, sha256 and detection are cheap to redo here."""
-    from extraction_pipeline.extraction.detect import Detection, Format, detect_format
-    from extraction_pipeline.extraction.extract import DETECTOR, failed_envelope, file_info
-    from extraction_pipeline.extraction.registry import extractor_for
-
     info = file_info(path, name)
     detection = Detection(Format.UNKNOWN, extension_matches=False)
     if 0 < info.size_bytes <= max_bytes:
@@ -743,14 +737,6 @@ def extract_isolated(
 ) -> Envelope:
     """``extract_file`` in a warm, shared, isolated worker; ``limits`` are ``WorkerPool`` arguments."""
     return shared_pool(**limits).extract(path, filename, attempt=attempt, max_attempts=max_attempts)
-
-
-def close_shared_pools() -> None:
-    with _shared_lock:
-        pools = [p for key, p in _shared_pools.items() if key[0] == os.getpid()]
-        _shared_pools.clear()
-    for pool in pools:
-        pool.close()
 
 
 # Every pool of this process, so that no worker outlives an interpreter that forgot to close one.

@@ -290,6 +290,8 @@ def _metadata(model: Any, logger: Any, warnings: list[str]) -> IfcMetadata:
     project = projects[0] if projects else None
     storeys, elevations = _storeys(model)
     unit, scale = _length_unit(model, project)
+    sites = _by_type(model, "IfcSite")
+    property_sets = _by_type(model, "IfcPropertySet")
     metadata = IfcMetadata(
         schema=_text(getattr(model, "schema", None)),
         schema_identifier=header["schema_identifier"] or _text(getattr(model, "schema_identifier", None)),
@@ -299,17 +301,17 @@ def _metadata(model: Any, logger: Any, warnings: list[str]) -> IfcMetadata:
         organization=header["organization"],
         timestamp=header["timestamp"],
         project_name=_name(project) if project is not None else None,
-        sites=[_name(site) for site in _by_type(model, "IfcSite")],
+        sites=[_name(site) for site in sites],
         buildings=[_name(building) for building in _by_type(model, "IfcBuilding")],
         storeys=storeys,
         element_counts=_element_counts(model),
-        property_set_count=len(_by_type(model, "IfcPropertySet")),
+        property_set_count=len(property_sets),
         length_unit=unit,
-        georeference=_georeference(model),
+        georeference=_georeference(model, property_sets),
         storey_elevations=elevations,
         length_unit_scale=scale,
         quantity_set_count=len(_by_type(model, "IfcElementQuantity")),
-        site_location=_site_location(model),
+        site_location=_site_location(sites),
         view_definition=header["view_definition"],
     )
     messages = _log_messages(logger, ("WARNING", "ERROR"))
@@ -545,7 +547,7 @@ def _unit_scale(unit: Any, depth: int) -> float | None:
     return None
 
 
-def _georeference(model: Any) -> dict[str, Any] | None:
+def _georeference(model: Any, property_sets: tuple[Any, ...]) -> dict[str, Any] | None:
     operations = [
         op for op in _by_type(model, "IfcCoordinateOperation") if _attr(op, "TargetCRS") is not None
     ]
@@ -553,7 +555,7 @@ def _georeference(model: Any) -> dict[str, Any] | None:
         # Prefer the operation that georeferences the 3D model context.
         operations.sort(key=lambda op: (not _is_model_context(_attr(op, "SourceCRS")), op.id()))
         return _from_operation(operations[0])
-    return _from_property_sets(model)
+    return _from_property_sets(property_sets)
 
 
 def _is_model_context(context: Any) -> bool:
@@ -613,10 +615,10 @@ def _rotation(abscissa: float | None, ordinate: float | None) -> float | None:
     return math.degrees(math.atan2(ordinate, abscissa))
 
 
-def _from_property_sets(model: Any) -> dict[str, Any] | None:
+def _from_property_sets(property_sets: tuple[Any, ...]) -> dict[str, Any] | None:
     """IFC2X3 georeferencing convention: ePSet_MapConversion + ePSet_ProjectedCRS."""
     conversion = crs = None
-    for pset in _by_type(model, "IfcPropertySet"):
+    for pset in property_sets:
         name = _text(_attr(pset, "Name"))
         if name == "ePSet_MapConversion" and conversion is None:
             conversion = _pset_values(pset)
@@ -657,8 +659,8 @@ def _pset_values(pset: Any) -> dict[str, Any]:
     return values
 
 
-def _site_location(model: Any) -> dict[str, float | None] | None:
-    for site in _by_type(model, "IfcSite"):
+def _site_location(sites: tuple[Any, ...]) -> dict[str, float | None] | None:
+    for site in sites:
         latitude = _compound_angle(_attr(site, "RefLatitude"))
         longitude = _compound_angle(_attr(site, "RefLongitude"))
         if latitude is not None and longitude is not None:

@@ -140,10 +140,9 @@ def _failure(what: str, exc: BaseException, pymupdf: Any) -> str:
 
 
 def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
-    needs_password = bool(doc.needs_pass)
-    if needs_password and not doc.authenticate(""):
+    # Only a user password stops us; an owner-only password opens with the empty one.
+    if doc.needs_pass and not doc.authenticate(""):
         raise EncryptedFile("the PDF is encrypted with a user password; it cannot be read without it")
-    needs_password = False
 
     info = doc.metadata or {}
     encryption = info.get("encryption") or None
@@ -165,7 +164,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
     if pages["unreadable_pages"] == page_count:
         raise CorruptFile(f"none of the {page_count} pages of the PDF can be read")
 
-    form_type, field_count = _forms(doc, pymupdf)
+    form_type, field_count = _forms(doc)
     has_forms = bool(field_count) or form_type == "xfa" or pages["widgets"] > 0
 
     toc = _toc(doc, warnings)
@@ -175,7 +174,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
         pdf_version=version,
         page_count=page_count,
         encrypted=encryption is not None,
-        needs_password=needs_password,
+        needs_password=False,
         title=_text(info.get("title")),
         author=_text(info.get("author")),
         subject=_text(info.get("subject")),
@@ -323,7 +322,7 @@ def _page_content(page: Any, flags: int, pymupdf: Any) -> tuple[int, int, int, f
     return chars, usable, count, share
 
 
-def _forms(doc: Any, pymupdf: Any) -> tuple[str | None, int | None]:
+def _forms(doc: Any) -> tuple[str | None, int | None]:
     """The catalog's form: ("acroform" | "xfa" | None, number of top-level fields)."""
     try:
         catalog = doc.pdf_catalog()
