@@ -51,9 +51,9 @@ def retry(file_ids: tuple[int, ...], all_failed: bool, all_cancelled: bool, as_j
     with operation_errors():
         ids = set(file_ids)
         if all_failed:
-            ids.update(row.id for row in repository.list_files(status="failed"))
+            ids.update(repository.ids_by_filter(status="failed"))
         if all_cancelled:
-            ids.update(row.id for row in repository.list_files(status="cancelled"))
+            ids.update(repository.ids_by_filter(status="cancelled"))
         known = {row.id for row in repository.list_files(ids=sorted(ids))} if ids else set()
         requeued = repository.reset_to_pending(sorted(ids))
     repository.dispose()
@@ -101,22 +101,17 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
     repository = open_repository(settings)
     instance = _dagster_instance(required=False)
     with operation_errors():
-        before = {
-            row.id: dict(row.extraction_status or {}) for row in repository.list_files(ids=list(file_ids))
-        }
         cancelled = repository.cancel_files(list(file_ids))
     terminated: list[str] = []
     if instance is not None:
         for row in cancelled:
-            status = before.get(row.id, {})
-            for run in _runs_for_file(instance, row.id, status.get("run_id")):
+            run_id = (row.extraction_status or {}).get("run_id")  # kept by the cancelled status
+            for run in _runs_for_file(instance, row.id, run_id):
                 if run.tags.get("dagster/partition") != str(row.id):
                     continue  # a batch: the run skips the cancelled file
-                if instance.run_coordinator.cancel_run(run.run_id):
-                    terminated.append(run.run_id)
-                else:
+                if not instance.run_coordinator.cancel_run(run.run_id):
                     instance.report_run_canceled(run, message="cancelled by `extraction-pipeline cancel`")
-                    terminated.append(run.run_id)
+                terminated.append(run.run_id)
     repository.dispose()
     ids = [row.id for row in cancelled]
     not_active = sorted(set(file_ids) - set(ids))

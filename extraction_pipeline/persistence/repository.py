@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, column, func, literal_column, null, or_, select, table, update
+from sqlalchemy import Engine, func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,10 +18,6 @@ from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata,
 STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
-
-# Added by migration 0002 (not mapped on the ORM model): how many times the file was queued.
-_generation_table = table("cloud_files", column("id", Integer), column("extraction_generation", Integer))
-
 
 @dataclass(frozen=True)
 class QueuedFile:
@@ -110,11 +106,7 @@ class CloudFileRepository:
         ids: Sequence[int] | None = None,
     ) -> list[CloudFile]:
         """Files in id order. ``status='pending'`` means not yet seen by the pipeline."""
-        query = select(CloudFile).order_by(CloudFile.id)
-        if status == "pending":
-            query = query.where(CloudFile.extraction_status.is_(None))
-        elif status is not None:
-            query = query.where(CloudFile.extraction_status["status"].as_string() == status)
+        query = _where_status(select(CloudFile).order_by(CloudFile.id), status)
         if fmt is not None:
             query = query.where(CloudFile.extraction_status["format"].as_string() == fmt)
         if ids is not None:
@@ -156,9 +148,7 @@ class CloudFileRepository:
             return []
         queued: list[QueuedFile] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile.id, literal_column("extraction_generation", Integer)).where(
-                CloudFile.id.in_(ids)
-            )
+            query = select(CloudFile.id, CloudFile.extraction_generation).where(CloudFile.id.in_(ids))
             if only_pending:
                 query = query.where(CloudFile.extraction_status.is_(None))
             else:
@@ -178,15 +168,11 @@ class CloudFileRepository:
                     .values(
                         extraction_status=new_status(
                             "queued", run_key=item.run_key, generation=generation, **extra
-                        )
+                        ),
+                        extraction_generation=generation + 1,
                     )
                 )
                 if result.rowcount:
-                    session.execute(
-                        update(_generation_table)
-                        .where(_generation_table.c.id == file_id)
-                        .values(extraction_generation=generation + 1)
-                    )
                     queued.append(item)
         return queued
 
@@ -251,11 +237,7 @@ class CloudFileRepository:
         outdated: dict[str, str] | None = None,
     ) -> list[int]:
         """Ids for ``backfill``: every file, or by status, upload date, or outdated extractor version."""
-        query = select(CloudFile.id).order_by(CloudFile.id)
-        if status == "pending":
-            query = query.where(CloudFile.extraction_status.is_(None))
-        elif status is not None:
-            query = query.where(CloudFile.extraction_status["status"].as_string() == status)
+        query = _where_status(select(CloudFile.id).order_by(CloudFile.id), status)
         if uploaded_before is not None:
             query = query.where(CloudFile.uploaded_at < uploaded_before)
         if outdated is not None:
@@ -480,15 +462,16 @@ class CloudFileRepository:
                 previous = dict(row.extraction_status or {})
                 _apply_status(row, "cancelled", error=None)
                 row.extraction_status = {**row.extraction_status, "previous_run_id": previous.get("run_id")}
+                changed.append(row)
+            if changed:  # their open job rows, in one statement
                 session.execute(
                     update(ExtractionJob)
                     .where(
-                        ExtractionJob.cloud_file_id == row.id,
+                        ExtractionJob.cloud_file_id.in_([row.id for row in changed]),
                         ExtractionJob.status.in_(("running", "retrying", "extracted")),
                     )
                     .values(status="cancelled", finished_at=utcnow(), next_retry_at=None)
                 )
-                changed.append(row)
         return changed
 
     def files_of_run(self, run_id: str, statuses: Sequence[str] | None = None) -> list[CloudFile]:
@@ -498,6 +481,15 @@ class CloudFileRepository:
             query = query.where(CloudFile.extraction_status["status"].as_string().in_(list(statuses)))
         with translate_db_errors(self.url), self.sessions() as session:
             return list(session.scalars(query.order_by(CloudFile.id)))
+
+
+def _where_status(query: Any, status: str | None) -> Any:
+    """Only files in ``status`` (``pending``: not seen by the pipeline yet); all when None."""
+    if status == "pending":
+        return query.where(CloudFile.extraction_status.is_(None))
+    if status is not None:
+        return query.where(CloudFile.extraction_status["status"].as_string() == status)
+    return query
 
 
 def status_of(row: CloudFile) -> str:
