@@ -143,6 +143,7 @@ def extraction_failure_alerts(context: dg.RunFailureSensorContext, extraction: E
             expect_run_id=run.run_id,
             error={"kind": "transient", "code": "crashed", "message": "the extraction run failed"},
         )
+    of_run = repository.files_of_run(run.run_id, statuses=("failed", "cancelled"))
     files = [
         {
             "id": row.id,
@@ -150,9 +151,10 @@ def extraction_failure_alerts(context: dg.RunFailureSensorContext, extraction: E
             "format": (row.extraction_status or {}).get("format"),
             "error": (row.extraction_status or {}).get("error"),
         }
-        for row in repository.files_of_run(run.run_id, statuses=("failed",))
+        for row in of_run
+        if (row.extraction_status or {}).get("status") == "failed"
     ]
-    if not files and repository.files_of_run(run.run_id, statuses=("cancelled",)):
+    if not files and of_run:
         return  # a terminated run: its files are cancelled, nothing failed
     event = {
         "event": "extraction_failed",
