@@ -109,7 +109,3 @@ class Settings:
     @property
     def is_embedded(self) -> bool:
         return self.database_url.startswith("sqlite")
-
-
-def get_settings() -> Settings:
-    return Settings.from_env()

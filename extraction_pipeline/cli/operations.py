@@ -129,7 +129,7 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
             )
 
 
-def launch_backfill(instance: Any, keys: list[str], *, title: str, tags: dict[str, str] | None = None) -> str:
+def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
     """Register ``keys`` as partitions and create a Dagster asset backfill for them (the daemon runs it)."""
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
@@ -150,7 +150,7 @@ def launch_backfill(instance: Any, keys: list[str], *, title: str, tags: dict[st
         partition_names=keys,
         asset_selection=[ASSET_KEY],
         backfill_timestamp=time.time(),
-        tags=dict(tags or {}),
+        tags={},
         dynamic_partitions_store=instance,
         all_partitions=False,
         title=title,

@@ -118,9 +118,9 @@ def _error(kind: str, code: str, message: str) -> dict[str, str]:
     return {"kind": kind, "code": code, "message": message}
 
 
-def _attempts(context: dg.OpExecutionContext, extraction: ExtractionResource) -> tuple[int, int, int]:
-    max_retries = extraction.settings.max_retries
-    return context.retry_number + 1, max_retries + 1, max_retries
+def _attempts(context: dg.OpExecutionContext, extraction: ExtractionResource) -> tuple[int, int]:
+    """This attempt's number and how many there are at most."""
+    return context.retry_number + 1, extraction.settings.max_retries + 1
 
 
 def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
@@ -144,7 +144,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         fmt: str | None = None,
     ) -> None:
         repository = extraction.repository
-        attempt, max_attempts, _ = _attempts(context, extraction)
+        attempt, max_attempts = _attempts(context, extraction)
         if job_id is None:
             job_id = repository.start_attempt(
                 file_id, run_id=context.run_id, attempt=attempt, max_attempts=max_attempts
@@ -175,7 +175,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         run_ids = _run_group(context)
         repository.abandon_jobs(ids, except_run_ids=run_ids)
         rows = {row.id: row for row in repository.list_files(ids=ids)}
-        attempt, max_attempts, _ = _attempts(context, extraction)
+        attempt, max_attempts = _attempts(context, extraction)
         transient: list[int] = []
         detected: dict[int, str] = {}
         for file_id in ids:
@@ -219,7 +219,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         dead_runs = _ancestor_runs(context)
         if dead_runs:  # a re-execution (run retry): the attempts its crashed parent left open are over
             repository.abandon_jobs_of_runs(ids, dead_runs)
-        attempt, max_attempts, _ = _attempts(context, extraction)
+        attempt, max_attempts = _attempts(context, extraction)
         transient: list[int] = []
         extracted: dict[int, tuple[str, int]] = {}
         for file_id in ids:

@@ -7,9 +7,5 @@ import dagster as dg
 cloud_files_partitions = dg.DynamicPartitionsDefinition(name="cloud_files")
 
 
-def partition_key(file_id: int) -> str:
-    return str(int(file_id))
-
-
 def file_id_of(key: str) -> int:
     return int(key)

@@ -40,7 +40,6 @@ class BlobStore(Protocol):
 
     def delete(self, uri: str) -> None: ...
 
-    def exists(self, uri: str) -> bool: ...
 
 
 class FileBlobStore:
@@ -116,18 +115,6 @@ class FileBlobStore:
 
     def delete(self, uri: str) -> None:
         _remove_quietly(self.path_of(uri))
-
-    def exists(self, uri: str) -> bool:
-        return self.path_of(uri).is_file()
-
-    def usage(self) -> tuple[int, int]:
-        """(number of blobs, bytes), temp files excluded."""
-        count = total = 0
-        for path in self.root.glob("*/*"):
-            if path.parent.name != ".tmp" and path.is_file():
-                count += 1
-                total += path.stat().st_size
-        return count, total
 
 
 def _remove_quietly(path: Path) -> None:

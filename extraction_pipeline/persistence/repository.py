@@ -384,20 +384,12 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions() as session:
             return {job.cloud_file_id: job for job in session.scalars(query)}
 
-    def materialize(
-        self, file_id: int, job_id: int, envelope: dict[str, Any], summary: dict[str, Any]
-    ) -> bool:
-        """Upsert ``cloud_file_metadata``, the file ``succeeded`` and the job row, in one transaction.
-
-        Returns False (and writes nothing) when the file was cancelled meanwhile.
-        """
-        return file_id in self.materialize_many([(file_id, job_id, envelope, summary)])
-
     def materialize_many(self, items: Sequence[tuple[int, int, dict[str, Any], dict[str, Any]]]) -> set[int]:
-        """``materialize`` for a batch ``[(file_id, job_id, envelope, summary), ...]`` in ONE transaction.
+        """Upsert ``cloud_file_metadata``, each file ``succeeded`` and its job row for a batch
+        ``[(file_id, job_id, envelope, summary), ...]``, in ONE transaction.
 
         One commit per batch instead of one per file (each commit waits for the WAL flush). Files
-        cancelled meanwhile are skipped; returns the ids that were materialized.
+        cancelled meanwhile are skipped (nothing written for them); returns the ids materialized.
         """
         if not items:
             return set()
