@@ -75,12 +75,12 @@ class Settings:
     # Partitions per run of a batched backfill (BackfillPolicy.multi_run), chosen with bench/run.py
     # on 2 cores (300 mixed files; the runs' wall time over the raw library loop): 25 -> 12 runs,
     # 50 -> 1.7x, 100 -> 1.26x. Each run pays a process launch and the worker's cold library imports.
-    backfill_batch_size: int = 100
+    backfill_batch_size: int
     # A file queued this long without a run is requested again (same run_key) by the sensor.
-    requeue_grace_s: int = 300
+    requeue_grace_s: int
     # How often `extraction-pipeline daemon` looks for new backfills. Dagster's own backfill daemon
     # looks every 30 s (fixed), which was 28.7 of a 300-file backfill's 44.6 s (bench/run.py --quick).
-    backfill_poll_s: float = 2.0
+    backfill_poll_s: float
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
