@@ -37,9 +37,9 @@ MATERIALIZE_CHUNK = 50
 
 def extractor_code_version() -> str:
     """Follows the extractors' versions: any change marks the materialized partitions stale."""
-    from extraction_pipeline.extraction.registry import extractor_versions
+    from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
-    versions = extractor_versions()
+    versions = EXTRACTOR_VERSIONS
     joined = ",".join(f"{fmt}={version}" for fmt, version in sorted(versions.items()))
     return f"extractors-{hashlib.sha256(joined.encode()).hexdigest()[:12]}"
 

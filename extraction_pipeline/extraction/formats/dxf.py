@@ -25,9 +25,10 @@ from extraction_pipeline.extraction.context import ExtractionContext, FormatResu
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile
 from extraction_pipeline.extraction.text import valid_unicode
+from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "dxf"
-VERSION = "1.0.0"
+VERSION = EXTRACTOR_VERSIONS[NAME]
 
 BINARY_SENTINEL = b"AutoCAD Binary DXF\r\n\x1a\x00"
 

@@ -22,9 +22,10 @@ from extraction_pipeline.extraction.errors import (
     UnsupportedFormat,
 )
 from extraction_pipeline.extraction.text import valid_unicode
+from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "ifc"
-VERSION = "1.0.0"
+VERSION = EXTRACTOR_VERSIONS[NAME]
 
 _CHUNK = 1024 * 1024
 # How many native parser messages become warnings before they are summarised.

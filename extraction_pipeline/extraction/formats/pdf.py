@@ -15,9 +15,10 @@ from typing import Any
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile, EncryptedFile
+from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "pdf"
-VERSION = "1.0.0"
+VERSION = EXTRACTOR_VERSIONS[NAME]
 
 REPAIRED_WARNING = "the file was damaged and repaired by MuPDF (broken cross-reference table or objects)"
 

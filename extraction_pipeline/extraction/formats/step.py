@@ -50,9 +50,10 @@ from extraction_pipeline.extraction.context import ExtractionContext, FormatResu
 from extraction_pipeline.extraction.detect import application_protocol
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile, TooLarge
+from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "step"
-VERSION = "1.0.0"
+VERSION = EXTRACTOR_VERSIONS[NAME]
 
 # The HEADER section is tiny in practice; long vendor comments stay far below this.
 HEADER_LIMIT = 1024 * 1024
