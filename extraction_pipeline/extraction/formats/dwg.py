@@ -26,13 +26,13 @@ import re
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile, EncryptedFile
+from extraction_pipeline.extraction.formats.autocad import julian_to_iso
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "dwg"
@@ -174,9 +174,6 @@ _MAX_DWGPROPS_CANDIDATES = 64
 _DWGPROPS_COOKIE = b"DWGPROPS COOKIE"
 _PROPERTY_KEYS = ("title", "subject", "author", "keywords", "comments", "last_saved_by", "hyperlink_base")
 # AutoCAD dates are Julian day numbers counted from midnight; day 2440588 is 1970-01-01.
-_UNIX_EPOCH_JULIAN_DAY = 2440588
-_MIN_JULIAN_DAY = 2415021  # 1900-01-01
-_MAX_JULIAN_DAY = 2488070  # 2100-01-01
 
 
 @dataclass
@@ -414,17 +411,10 @@ def _decode_8bit(raw: bytes, codec: str) -> str:
 
 
 def _julian_to_iso(day: int, milliseconds: int) -> str | None:
-    if not (_MIN_JULIAN_DAY <= day <= _MAX_JULIAN_DAY) or milliseconds >= 86_400_000:
+    """The binary header's (day, milliseconds since midnight) pair."""
+    if milliseconds >= 86_400_000:
         return None
-    moment = datetime(1970, 1, 1) + timedelta(days=day - _UNIX_EPOCH_JULIAN_DAY, milliseconds=milliseconds)
-    return moment.isoformat(timespec="seconds")
-
-
-def _julian_float_to_iso(value: float) -> str | None:
-    if not (_MIN_JULIAN_DAY <= value <= _MAX_JULIAN_DAY):  # also rejects NaN
-        return None
-    day = int(value)
-    return _julian_to_iso(day, min(int(round((value - day) * 86_400_000)), 86_399_999))
+    return julian_to_iso(day + milliseconds / 86_400_000)
 
 
 # R13-R2000: the DWGPROPS xrecord ---------------------------------------------------------------
@@ -542,8 +532,8 @@ def _parse_dwgprops(data: bytes, codec: str) -> Properties | None:
                 props.custom[name.strip()] = value
     for key in _PROPERTY_KEYS:
         props.values.setdefault(key, None)
-    props.created_at = _julian_float_to_iso(reals.get(41, 0.0))
-    props.modified_at = _julian_float_to_iso(reals.get(42, 0.0))
+    props.created_at = julian_to_iso(reals.get(41, 0.0))
+    props.modified_at = julian_to_iso(reals.get(42, 0.0))
     return props
 
 

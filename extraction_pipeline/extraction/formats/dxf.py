@@ -17,13 +17,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile
+from extraction_pipeline.extraction.formats.autocad import julian_to_iso
 from extraction_pipeline.extraction.text import valid_unicode
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
@@ -33,7 +33,7 @@ VERSION = EXTRACTOR_VERSIONS[NAME]
 BINARY_SENTINEL = b"AutoCAD Binary DXF\r\n\x1a\x00"
 
 RELEASES = {
-    "AC1002": "R2.6",
+    "AC1002": "R2.5",
     "AC1003": "R2.6",
     "AC1004": "R9",
     "AC1006": "R10",
@@ -81,7 +81,6 @@ TEXT_TYPES = ("TEXT", "MTEXT")
 _STOP_SECTIONS = {"ENTITIES", "OBJECTS", "ACDSDATA", "THUMBNAILIMAGE"}
 _ACADVER = re.compile(r"^AC\d{4}$")
 # Julian day number of 2000-01-01; AutoCAD counts the fraction of the day from midnight.
-_JD_2000 = 2451545.0
 _MAX_FIX_MESSAGES = 3
 
 
@@ -315,21 +314,6 @@ def _int(value: Any) -> int | None:
         return int(float(value))
     except (TypeError, ValueError):
         return None
-
-
-def julian_to_iso(value: Any) -> str | None:
-    """An AutoCAD Julian date (day number plus fraction of the day since midnight) as ISO 8601."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    # 2415021 is 1900-01-01, 2488070 is 2100-01-01: anything else is a placeholder or garbage.
-    if not math.isfinite(number) or not 2415021 <= number < 2488070:
-        return None
-    moment = datetime(2000, 1, 1) + timedelta(days=number - _JD_2000)
-    if moment.microsecond >= 500_000:
-        moment += timedelta(seconds=1)
-    return moment.replace(microsecond=0).isoformat()
 
 
 def clean_text(value: Any) -> str:

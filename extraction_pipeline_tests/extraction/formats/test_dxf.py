@@ -17,6 +17,7 @@ from extraction_pipeline.extraction.detect import Detection, Format
 from extraction_pipeline.extraction.errors import CorruptFile
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline.extraction.formats import dxf
+from extraction_pipeline.extraction.formats.autocad import julian_to_iso
 
 REQUIRED_KEYS = {
     "dxf_version",
@@ -282,7 +283,20 @@ def test_text_file_given_to_the_extractor_is_corrupt(tmp_path: Path) -> None:
         (juliandate(datetime(2020, 8, 4, 10, 41, 7)), "2020-08-04T10:41:07"),
         (0.0, None),
         ("garbage", None),
+        (float("nan"), None),
+        (2415021.0, "1900-01-01T00:00:00"),
+        (2488070.0, None),  # 2100-01-01: out of range, as in DWG
+        (2451545.5 + 0.855 / 86_400, "2000-01-01T12:00:01"),  # to the nearest second
     ],
 )
 def test_julian_dates(julian: object, expected: str | None) -> None:
-    assert dxf.julian_to_iso(julian) == expected
+    """DXF header dates and DWG's DWGPROPS dates go through the same conversion."""
+    assert julian_to_iso(julian) == expected
+
+
+def test_dwg_binary_header_dates_use_the_same_conversion() -> None:
+    from extraction_pipeline.extraction.formats import dwg
+
+    assert dwg._julian_to_iso(2451545, 43_200_855) == "2000-01-01T12:00:01"
+    assert dwg._julian_to_iso(2451545, 86_400_000) is None  # more milliseconds than a day has
+    assert dwg._julian_to_iso(0, 0) is None
