@@ -9,6 +9,7 @@ from extraction_pipeline.extraction.context import ExtractionContext, FormatResu
 from extraction_pipeline.extraction.detect import Format
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.formats import dwg, dxf, ifc, pdf, step
+from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 
 class FormatExtractor(Protocol):
@@ -32,8 +33,8 @@ def extractor_for(fmt: Format) -> FormatExtractor | None:
 
 
 def extractor_versions() -> dict[str, str]:
-    """``{"pdf": "1.0.0", ...}``: the orchestration derives the asset's code version from it."""
-    return {fmt.value: module.VERSION for fmt, module in EXTRACTORS.items()}
+    """``{"pdf": "1.0.0", ...}``: what ``backfill --outdated`` compares stored versions with."""
+    return dict(EXTRACTOR_VERSIONS)
 
 
 def metadata_models() -> dict[str, type[FormatMetadata]]:
