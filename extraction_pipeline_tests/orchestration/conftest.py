@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from extraction_pipeline.orchestration.assets import build_extraction_asset
 from extraction_pipeline.orchestration.resources import ExtractionResource, dispose_shared_repositories
 from extraction_pipeline.persistence import migrate
 from extraction_pipeline.persistence.blobs import blob_store_from_url
@@ -97,3 +98,36 @@ def any_app(request: pytest.FixtureRequest) -> App:
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as instance:
         yield instance
+
+
+def run(
+    app: App,
+    instance: dg.DagsterInstance,
+    ids: list[int],
+    *,
+    settings: Settings | None = None,
+    resource: ExtractionResource | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Files ``ids`` through the asset in one in-process run: one partition, or a range (a batch).
+
+    Without ``settings``: no retries; without ``resource``: the app's, with the same retries.
+    """
+    settings = settings or app.settings(max_retries=0, retry_delay_s=0.0)
+    keys = [str(i) for i in ids]
+    instance.add_dynamic_partitions("cloud_files", keys)
+    if len(keys) == 1:
+        target: dict[str, object] = {"partition_key": keys[0]}
+    else:
+        target = {
+            "tags": {
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            }
+        }
+    return dg.materialize(
+        [build_extraction_asset(settings)],
+        instance=instance,
+        resources={"extraction": resource or app.resource(max_retries=settings.max_retries)},
+        raise_on_error=False,
+        **target,
+    )

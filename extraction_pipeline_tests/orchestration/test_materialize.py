@@ -4,30 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from extraction_pipeline.orchestration.assets import ASSET_KEY, build_extraction_asset
-from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
-
-
-def run(app: App, instance: dg.DagsterInstance, ids: list[int], *, settings=None, resource=None):
-    settings = settings or app.settings(max_retries=0, retry_delay_s=0.0)
-    asset = build_extraction_asset(settings)
-    keys = [str(i) for i in ids]
-    instance.add_dynamic_partitions("cloud_files", keys)
-    extra = {}
-    if len(keys) == 1:
-        extra["partition_key"] = keys[0]
-    else:
-        extra["tags"] = {
-            "dagster/asset_partition_range_start": keys[0],
-            "dagster/asset_partition_range_end": keys[-1],
-        }
-    return dg.materialize(
-        [asset],
-        instance=instance,
-        resources={"extraction": resource or app.resource(max_retries=settings.max_retries)},
-        raise_on_error=False,
-        **extra,
-    )
+from extraction_pipeline.orchestration.assets import ASSET_KEY
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 
 def test_a_pdf_is_materialized_with_status_job_and_ui_metadata(

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 
 from extraction_pipeline.extraction.errors import StorageUnavailable
-from extraction_pipeline.orchestration.assets import build_extraction_asset, retry_policy
+from extraction_pipeline.orchestration.assets import retry_policy
 from extraction_pipeline.orchestration.resources import ExtractionResource
-from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 
 class FlakyStorage(ExtractionResource):
@@ -28,20 +28,6 @@ class FlakyStorage(ExtractionResource):
         return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
 
 
-def materialize(
-    app: App, instance: dg.DagsterInstance, file_id: int, resource: ExtractionResource, retries: int
-):
-    asset = build_extraction_asset(app.settings(max_retries=retries, retry_delay_s=0.01))
-    instance.add_dynamic_partitions("cloud_files", [str(file_id)])
-    return dg.materialize(
-        [asset],
-        instance=instance,
-        resources={"extraction": resource},
-        partition_key=str(file_id),
-        raise_on_error=False,
-    )
-
-
 def test_transient_error_twice_then_success_is_three_attempts(
     app: App, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
@@ -53,7 +39,9 @@ def test_transient_error_twice_then_success_is_three_attempts(
         isolated=False,
         counter_path=str(tmp_path / "count"),
     )
-    result = materialize(app, instance, file_id, resource, retries=3)
+    result = run(
+        app, instance, [file_id], settings=app.settings(max_retries=3, retry_delay_s=0.01), resource=resource
+    )
     assert result.success
     jobs = app.repository.jobs_for(file_id)
     assert [(j.attempt, j.status) for j in jobs] == [(1, "retrying"), (2, "retrying"), (3, "succeeded")]
@@ -81,7 +69,9 @@ def test_transient_errors_until_the_retries_are_used_up_fail_the_file(
         failures=5,
         counter_path=str(tmp_path / "count"),
     )
-    result = materialize(app, instance, file_id, resource, retries=1)
+    result = run(
+        app, instance, [file_id], settings=app.settings(max_retries=1, retry_delay_s=0.01), resource=resource
+    )
     assert not result.success
     jobs = app.repository.jobs_for(file_id)
     assert [(j.attempt, j.status) for j in jobs] == [(1, "retrying"), (2, "failed")]
@@ -94,7 +84,13 @@ def test_a_crashing_worker_is_retried_then_fails_permanently(
 ) -> None:
     monkeypatch.setenv("EXTRACTION_FAULT_INJECTION", "1")
     file_id = app.upload("boom.pdf", b"EXTRACTION-FAULT:exit\n")
-    result = materialize(app, instance, file_id, app.resource(max_retries=1), retries=1)
+    result = run(
+        app,
+        instance,
+        [file_id],
+        settings=app.settings(max_retries=1, retry_delay_s=0.01),
+        resource=app.resource(max_retries=1),
+    )
     assert not result.success
     jobs = app.repository.jobs_for(file_id)
     assert [(j.attempt, j.status, j.error_code) for j in jobs] == [

@@ -17,11 +17,11 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from extraction_pipeline.orchestration.assets import ASSET_KEY, build_extraction_asset
+from extraction_pipeline.orchestration.assets import ASSET_KEY
 from extraction_pipeline.persistence.repository import CloudFileRepository
 from extraction_pipeline_tests.e2e.conftest import cli, fresh_deployment, start_daemon, stop_daemon, wait_for
 from extraction_pipeline_tests.orchestration import conftest as orchestration
-from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 # The orchestration tests' fixtures: migrated SQLite / PostgreSQL app databases, a Dagster instance.
 app = orchestration.app
@@ -44,39 +44,18 @@ def extracted_at(repository: CloudFileRepository, file_id: int) -> datetime:
     return stored.extracted_at
 
 
-def materialize(app: App, instance: dg.DagsterInstance, keys: list[str]) -> dg.ExecuteInProcessResult:
-    instance.add_dynamic_partitions("cloud_files", keys)
-    target = (
-        {"partition_key": keys[0]}
-        if len(keys) == 1
-        else {
-            "tags": {
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-            }
-        }
-    )
-    return dg.materialize(
-        [build_extraction_asset(app.settings(max_retries=0, retry_delay_s=0.0))],
-        instance=instance,
-        resources={"extraction": app.resource(max_retries=0)},
-        raise_on_error=False,
-        **target,
-    )
-
-
 def test_a_second_materialization_updates_rows_in_place_and_keeps_the_attempts(
     any_app: App, instance: dg.DagsterInstance
 ) -> None:
     first = any_app.upload("first.pdf", make_pdf(pages=1))
     second = any_app.upload("second.pdf", make_pdf(pages=2))
-    batch = materialize(any_app, instance, [str(first), str(second)])
+    batch = run(any_app, instance, [first, second])
     assert batch.success
     before = row_counts(any_app.repository)
     assert before == {"cloud_files": 2, "cloud_file_metadata": 2, "extraction_jobs": 2}
     first_at, second_at = extracted_at(any_app.repository, first), extracted_at(any_app.repository, second)
 
-    again = materialize(any_app, instance, [str(first)])  # the same partition, once more
+    again = run(any_app, instance, [first])  # the same partition, once more
     assert again.success
     after = row_counts(any_app.repository)
     assert after == {"cloud_files": 2, "cloud_file_metadata": 2, "extraction_jobs": 3}

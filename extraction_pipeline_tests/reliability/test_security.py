@@ -29,7 +29,7 @@ from markdown_it import MarkdownIt
 import extraction_pipeline
 from extraction_pipeline.cli import cli as cli_group
 from extraction_pipeline.cli.quickstart import quickstart
-from extraction_pipeline.orchestration.assets import ASSET_KEY, build_extraction_asset
+from extraction_pipeline.orchestration.assets import ASSET_KEY
 from extraction_pipeline.persistence.blobs import FileBlobStore
 from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile
 from extraction_pipeline_tests.conftest import PG_ADMIN_URL, drop_pg_database, require_postgres
@@ -42,7 +42,7 @@ from extraction_pipeline_tests.e2e.conftest import (
     wait_for,
 )
 from extraction_pipeline_tests.orchestration import conftest as orchestration
-from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 # The orchestration tests' fixtures: a migrated SQLite app database, a blob store, a Dagster instance.
 app = orchestration.app
@@ -51,27 +51,6 @@ instance = orchestration.instance
 SQL_INJECTION = "x'); DROP TABLE cloud_files;--.pdf"
 HTML_MARKDOWN = "<img src=x onerror=alert(1)> [click](javascript:alert(1)) *b* _i_ `c` | # <b>.pdf"
 NEWLINE = "two\nlines.pdf"
-
-
-def run_batch(app: App, instance: dg.DagsterInstance, ids: list[int]) -> dg.ExecuteInProcessResult:
-    keys = [str(i) for i in ids]
-    instance.add_dynamic_partitions("cloud_files", keys)
-    return dg.materialize(
-        [build_extraction_asset(app.settings(max_retries=0, retry_delay_s=0.0))],
-        instance=instance,
-        resources={"extraction": app.resource(max_retries=0)},
-        raise_on_error=False,
-        **(
-            {"partition_key": keys[0]}
-            if len(keys) == 1
-            else {
-                "tags": {
-                    "dagster/asset_partition_range_start": keys[0],
-                    "dagster/asset_partition_range_end": keys[-1],
-                }
-            }
-        ),
-    )
 
 
 def render(markdown: str) -> str:
@@ -104,7 +83,7 @@ def test_hostile_names_are_stored_verbatim_blobs_stay_under_the_root_and_the_ui_
     }
     assert app.repository.count_files() == 5  # the table is still there, with every row
 
-    result = run_batch(app, instance, sorted([*ids.values(), bad]))
+    result = run(app, instance, sorted([*ids.values(), bad]))
     assert not result.success  # the broken file
     root = FileBlobStore(Path(unquote(urlparse(app.storage_url).path))).root
     for name, file_id in ids.items():
@@ -162,7 +141,7 @@ def test_a_blob_uri_outside_the_storage_root_is_never_read(
             storage_uri=(root / ".." / "outside.pdf").as_uri(),
         )
     ).id
-    result = run_batch(app, instance, [file_id])
+    result = run(app, instance, [file_id])
     assert not result.success
     status = app.status(file_id)
     assert status["status"] == "failed" and status["error"]["code"] == "storage_unavailable"
@@ -298,10 +277,10 @@ def test_no_secret_appears_in_logs_run_metadata_event_logs_rows_or_error_message
     _, received = webhook
     outputs: list[str] = []
 
-    def run_cli(*args: str, environment: dict[str, str] = env) -> str:
+    def run_cli(*args: str, environment: dict[str, str] = env, code: int = 0) -> str:
         done = cli(environment, *args)
         outputs.extend([done.stdout, done.stderr])
-        assert done.returncode == 0, (args, done.stderr)
+        assert done.returncode == code, (args, done.stderr)
         return done.stdout
 
     run_cli("db", "upgrade")
@@ -337,7 +316,7 @@ def test_no_secret_appears_in_logs_run_metadata_event_logs_rows_or_error_message
         assert received[0]["path"] == f"/hook?token={secrets['webhook_token']}"
         assert received[0]["body"]["files"][0]["id"] == ids["notes.pdf"]
         run_cli("list", "--json")
-        run_cli("status", str(ids["notes.pdf"]), "--json")
+        run_cli("status", str(ids["notes.pdf"]), "--json", code=1)  # 1: the file's extraction failed
     finally:
         repository.dispose()
         stop_daemon(daemon)
