@@ -34,6 +34,7 @@ from extraction_pipeline_tests.e2e.conftest import (
 )
 from extraction_pipeline_tests.orchestration import conftest as orchestration
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf
+from extraction_pipeline_tests.pdfs import pdf_bytes
 
 # The orchestration tests' fixtures: a migrated SQLite app database, a blob store, a Dagster instance.
 app = orchestration.app
@@ -65,16 +66,7 @@ def slow_pdf(pages: int, lines: int = 60) -> bytes:
         )
         kids.append(b"%d 0 R" % len(objects))
     objects[1] = b"<< /Type /Pages /Count %d /Kids [" % pages + b" ".join(kids) + b"] >>"
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdf_bytes(objects)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from extraction_pipeline.extraction.envelope import Envelope
 from extraction_pipeline.extraction.errors import PERMANENT_CODES, WORKER_FAILURE_CODES
 from extraction_pipeline.extraction.workers import WorkerPool, WorkerResult
 from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_entries
+from extraction_pipeline_tests.pdfs import pdf_bytes
 
 TIMEOUT_S = 60.0
 MEMORY_BYTES = 1536 * 1024 * 1024  # 1.5 GiB of address space per worker
@@ -40,23 +41,6 @@ GIB = 1024 * 1024 * 1024
 def garbage(size: int, seed: int) -> bytes:
     """Reproducible random bytes."""
     return random.Random(seed).randbytes(size)
-
-
-def pdf_bytes(objects: list[bytes], *, info: int | None = None) -> bytes:
-    """A PDF with a correct cross-reference table; object 1 must be the catalog."""
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    trailer = b"/Size %d /Root 1 0 R" % (len(objects) + 1)
-    if info is not None:
-        trailer += b" /Info %d 0 R" % info
-    out += b"trailer\n<< " + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
 
 
 def spf_header(schema: str) -> bytes:

@@ -10,6 +10,7 @@ import pytest
 
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline.extraction.formats.pdf import REPAIRED_WARNING, parse_pdf_date
+from extraction_pipeline_tests.pdfs import pdf_bytes
 
 REQUIRED_KEYS = {
     "pdf_version",
@@ -236,14 +237,9 @@ def test_unreadable_pdf_fails_as_corrupt(content: bytes, tmp_path: Path):
 
 def test_pdf_without_any_page_fails_as_corrupt(tmp_path: Path):
     path = tmp_path / "empty.pdf"
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"]
-    body, offsets = b"%PDF-1.4\n", []
-    for number, obj in enumerate(objects, start=1):
-        offsets.append(len(body))
-        body += b"%d 0 obj\n%s\nendobj\n" % (number, obj)
-    xref = b"xref\n0 3\n0000000000 65535 f \n" + b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    trailer = b"trailer\n<< /Root 1 0 R /Size 3 >>\nstartxref\n%d\n%%%%EOF\n" % len(body)
-    path.write_bytes(body + xref + trailer)
+    path.write_bytes(
+        pdf_bytes([b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [] /Count 0 >>"])
+    )
 
     envelope = extract_file(path)
 
