@@ -6,8 +6,12 @@ The fresh PostgreSQL database comes from the top-level ``pg_url`` fixture (extra
 from __future__ import annotations
 
 import io
+import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -131,3 +135,34 @@ def run(
         raise_on_error=False,
         **target,
     )
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[int, list[dict]]]:
+    """A local HTTP server recording every POST (JSON body, content type, credentials, path)."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(
+                {
+                    "body": json.loads(body),
+                    "content_type": self.headers["Content-Type"],
+                    "authorization": self.headers["Authorization"],
+                    "path": self.path,
+                }
+            )
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_port, received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 import pytest
@@ -17,36 +15,13 @@ from extraction_pipeline.definitions import build_definitions
 from extraction_pipeline.orchestration.assets import JOB_NAME, build_extraction_asset
 from extraction_pipeline.orchestration.notify import notify, redact_webhook_url
 from extraction_pipeline.orchestration.sensors import extraction_cancellations, extraction_failure_alerts
-from extraction_pipeline_tests.orchestration.conftest import App
+from extraction_pipeline_tests.orchestration.conftest import App, webhook_receiver
 
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict]]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            length = int(self.headers["Content-Length"])
-            received.append(
-                {
-                    "body": json.loads(self.rfile.read(length)),
-                    "content_type": self.headers["Content-Type"],
-                    "authorization": self.headers["Authorization"],
-                    "path": self.path,
-                }
-            )
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://alerts:s3cret@127.0.0.1:{server.server_port}/hook?token=abc", received
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as (port, received):
+        yield f"http://alerts:s3cret@127.0.0.1:{port}/hook?token=abc", received
 
 
 def failed_run(app: App, instance: dg.DagsterInstance) -> tuple[int, dg.DagsterRun]:

@@ -13,10 +13,8 @@ import ast
 import base64
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -189,26 +187,8 @@ def test_the_webserver_binds_localhost_unless_told_otherwise() -> None:
 
 @pytest.fixture
 def webhook() -> Iterator[tuple[int, list[dict]]]:
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(
-                {"body": json.loads(body), "authorization": self.headers["Authorization"], "path": self.path}
-            )
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port, received
-    server.shutdown()
-    server.server_close()
+    with orchestration.webhook_receiver() as received:
+        yield received
 
 
 @pytest.fixture
