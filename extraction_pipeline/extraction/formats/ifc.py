@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import tempfile
 import zipfile
-import zlib
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -13,12 +12,11 @@ from typing import Any
 
 from pydantic import Field
 
+from extraction_pipeline.extraction.archives import unpack_member
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import (
     CorruptFile,
-    EncryptedFile,
-    TooLarge,
     UnsupportedFormat,
 )
 from extraction_pipeline.extraction.text import valid_unicode
@@ -134,32 +132,9 @@ def _inflate_member(path: Path, folder: Path, max_bytes: int, warnings: list[str
         info = models[0]
         if len(models) > 1:
             warnings.append(f"the ifcZIP holds {len(models)} models; only {info.filename!r} was read")
-        if info.flag_bits & 0x1:
-            raise EncryptedFile(f"the ifcZIP member {info.filename!r} is encrypted")
-        if info.file_size > max_bytes:
-            raise TooLarge(
-                f"the ifcZIP member {info.filename!r} inflates to {info.file_size} bytes, "
-                f"more than the limit of {max_bytes}"
-            )
         suffix = ".ifcxml" if info.filename.lower().endswith((".ifcxml", ".xml")) else ".ifc"
         target = folder / f"model{suffix}"
-        written = 0
-        try:
-            with archive.open(info) as source, target.open("wb") as sink:
-                while chunk := source.read(_CHUNK):
-                    written += len(chunk)
-                    if written > max_bytes:  # the declared size lied
-                        raise TooLarge(
-                            f"the ifcZIP member {info.filename!r} inflates to more than the limit of "
-                            f"{max_bytes} bytes"
-                        )
-                    sink.write(chunk)
-        except NotImplementedError as exc:  # compression method zipfile does not know
-            raise UnsupportedFormat(f"the ifcZIP member {info.filename!r} cannot be inflated: {exc}") from exc
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
-            raise CorruptFile(f"the ifcZIP member {info.filename!r} is damaged: {exc}") from exc
-        if written == 0:
-            raise CorruptFile(f"the ifcZIP member {info.filename!r} is empty")
+        unpack_member(archive, info, target, max_bytes, f"the ifcZIP member {info.filename!r}")
     return info.filename, target
 
 
@@ -193,7 +168,9 @@ def _open_spf(path: Path, warnings: list[str]) -> tuple[Any, Any]:
             valid_unicode(f"{exc} (ifcopenshell reads {', '.join(_supported_schemas())})")
         ) from exc
     except ifcopenshell.Error as exc:
-        raise CorruptFile(valid_unicode(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}")) from exc
+        raise CorruptFile(
+            valid_unicode(f"ifcopenshell cannot read the file: {exc}{_log_summary(logger)}")
+        ) from exc
     except OSError as exc:
         raise CorruptFile(valid_unicode(f"ifcopenshell cannot read the file: {exc}")) from exc
     truncated = _looks_truncated(path)

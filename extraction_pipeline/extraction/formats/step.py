@@ -46,10 +46,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from extraction_pipeline.extraction.archives import unpack_member
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.detect import application_protocol
 from extraction_pipeline.extraction.envelope import FormatMetadata
-from extraction_pipeline.extraction.errors import CorruptFile, TooLarge
+from extraction_pipeline.extraction.errors import CorruptFile
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "step"
@@ -624,19 +625,6 @@ def _zip_member(path: Path, context: ExtractionContext, warnings: list[str]) -> 
             warnings.append(
                 f"the zip archive holds {len(members)} STEP files; only {member.filename} was read"
             )
-        if member.file_size > context.max_bytes:
-            raise TooLarge(
-                f"{member.filename} unpacks to {member.file_size} bytes, more than {context.max_bytes}"
-            )
         target = Path(folder) / "member.stp"
-        written = 0
-        try:
-            with archive.open(member) as source, target.open("wb") as sink:
-                while chunk := source.read(1024 * 1024):
-                    written += len(chunk)
-                    if written > context.max_bytes:
-                        raise TooLarge(f"{member.filename} unpacks to more than {context.max_bytes} bytes")
-                    sink.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise CorruptFile(f"{member.filename} cannot be unpacked: {exc}") from exc
+        unpack_member(archive, member, target, context.max_bytes, f"the zipped STEP file {member.filename!r}")
         yield target

@@ -274,6 +274,27 @@ def test_step_inside_a_zip_archive(step_files, tmp_path):
     assert metadata["volume_mm3"] == pytest.approx(CART_VOLUME, rel=1e-6)
 
 
+def test_a_damaged_or_empty_zipped_step_member_fails_as_corrupt(step_files, tmp_path):
+    """The zip checks are the ifcZIP's (extraction/archives.py): a broken stream is not a crash."""
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(damaged, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.write(step_files["ap214"], "cart.step")
+    data = bytearray(damaged.read_bytes())
+    start = data.index(b"cart.step") + len(b"cart.step")  # the compressed stream follows its name
+    data[start + 100 : start + 400] = bytes(300)
+    damaged.write_bytes(bytes(data))
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as handle:
+        handle.writestr("cart.step", b"")
+    for archive, words in ((damaged, "is damaged"), (empty, "is empty")):
+        envelope = extract_file(archive)
+        assert (envelope.format, envelope.status, envelope.error.code) == ("step", "failed", "corrupt"), (
+            archive.name,
+            envelope.error,
+        )
+        assert f"the zipped STEP file 'cart.step' {words}" in envelope.error.message
+
+
 def test_renamed_fixture_keeps_format_and_status(step_files, tmp_path):
     for name in ("cart", "cart.txt"):
         copy = tmp_path / name
