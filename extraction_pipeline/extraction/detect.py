@@ -33,6 +33,8 @@ EXTENSIONS: dict[str, Format] = {
     ".step": Format.STEP,
     ".p21": Format.STEP,
 }
+# The names of a STEP model, also inside a zip archive.
+STEP_SUFFIXES = tuple(suffix for suffix, fmt in EXTENSIONS.items() if fmt is Format.STEP)
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def _sniff_zip(path: Path, head: bytes) -> Detection:
         return Detection(Format.IFC, "ifczip")
     if any(n.endswith(".ifcxml") for n in lowered):
         return Detection(Format.IFC, "ifczip", details={"member_variant": "ifcxml"})
-    if any(n.endswith((".stp", ".step")) for n in lowered):
+    if any(n.endswith(STEP_SUFFIXES) for n in lowered):
         return Detection(Format.STEP, details={"container": "zip"})
     return Detection(Format.UNKNOWN)
 

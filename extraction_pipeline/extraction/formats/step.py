@@ -48,7 +48,7 @@ from typing import Any
 
 from extraction_pipeline.extraction.archives import unpack_member
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
-from extraction_pipeline.extraction.detect import application_protocol
+from extraction_pipeline.extraction.detect import STEP_SUFFIXES, application_protocol
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
@@ -616,7 +616,7 @@ def _zip_member(path: Path, context: ExtractionContext, warnings: list[str]) -> 
         members = [
             info
             for info in archive.infolist()
-            if not info.is_dir() and info.filename.lower().endswith((".stp", ".step", ".p21"))
+            if not info.is_dir() and info.filename.lower().endswith(STEP_SUFFIXES)
         ]
         if not members:
             raise CorruptFile("the zip archive holds no STEP file")

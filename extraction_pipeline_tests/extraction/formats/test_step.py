@@ -274,6 +274,14 @@ def test_step_inside_a_zip_archive(step_files, tmp_path):
     assert metadata["volume_mm3"] == pytest.approx(CART_VOLUME, rel=1e-6)
 
 
+def test_a_zip_holding_a_p21_model_is_step(step_files, tmp_path):
+    """Every STEP file name the detector knows (.p21 too) counts inside a zip archive as well."""
+    archive = tmp_path / "cart.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        handle.write(step_files["ap214"], "cart.p21")
+    assert _succeeded(archive)["container"] == "zip"
+
+
 def test_a_damaged_or_empty_zipped_step_member_fails_as_corrupt(step_files, tmp_path):
     """The zip checks are the ifcZIP's (extraction/archives.py): a broken stream is not a crash."""
     damaged = tmp_path / "damaged.zip"
