@@ -23,6 +23,7 @@ Exits 0 whenever it ran (it is a measurement, not a test).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -204,14 +205,15 @@ class Deployment:
 
     def stop_daemon(self) -> None:
         process, self.daemon = self.daemon, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        if process.poll() is None:  # SIGTERM to the daemon alone: it stops its code servers itself
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
+        with contextlib.suppress(ProcessLookupError):  # whatever is left of its process group
             os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        process.wait()
 
     def check_daemon(self) -> None:
         if self.daemon is not None and self.daemon.poll() is not None:

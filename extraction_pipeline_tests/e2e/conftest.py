@@ -5,6 +5,7 @@ Shared by e2e/test_daemon.py and the reliability tests (import them from here).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -106,13 +107,15 @@ def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
 
 
 def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the daemon alone, as a service manager sends it: it stops its code servers itself
+    (a SIGTERM to the whole group left them behind). Whatever is left of the group is killed."""
     if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
+        process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @pytest.fixture
