@@ -219,6 +219,10 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         dead_runs = _ancestor_runs(context)
         if dead_runs:  # a re-execution (run retry): the attempts its crashed parent left open are over
             repository.abandon_jobs_of_runs(ids, dead_runs)
+        if context.retry_number > 0:
+            # A retry of this step: an earlier attempt that died before closing its row (the database
+            # went away after the extraction) left it ``running``; that attempt is over.
+            repository.abandon_jobs_of_runs(ids, [context.run_id], statuses=("running",))
         attempt, max_attempts = _attempts(context, extraction)
         transient: list[int] = []
         extracted: dict[int, tuple[str, int]] = {}

@@ -19,6 +19,7 @@ STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 
+
 @dataclass(frozen=True)
 class QueuedFile:
     """A file the pipeline just queued: its partition key and the Dagster run key of the request."""
@@ -357,14 +358,19 @@ class CloudFileRepository:
             )
             return result.rowcount or 0
 
-    def abandon_jobs_of_runs(self, file_ids: Iterable[int], run_ids: Iterable[str]) -> int:
-        """Attempts left ``running``/``retrying`` by the given (finished, e.g. killed) runs: ``abandoned``."""
+    def abandon_jobs_of_runs(
+        self,
+        file_ids: Iterable[int],
+        run_ids: Iterable[str],
+        statuses: Sequence[str] = ("running", "retrying"),
+    ) -> int:
+        """Attempts the given runs left open (``statuses``) and that nobody will close: ``abandoned``."""
         with translate_db_errors(self.url), self.sessions.begin() as session:
             result = session.execute(
                 update(ExtractionJob)
                 .where(
                     ExtractionJob.cloud_file_id.in_(list(file_ids)),
-                    ExtractionJob.status.in_(("running", "retrying")),
+                    ExtractionJob.status.in_(list(statuses)),
                     ExtractionJob.dagster_run_id.in_(list(run_ids)),
                 )
                 .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from extraction_pipeline.extraction.errors import StorageUnavailable
+from extraction_pipeline.extraction.errors import DatabaseUnavailable, StorageUnavailable
 from extraction_pipeline.orchestration.assets import retry_policy
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
@@ -26,6 +26,53 @@ class FlakyStorage(ExtractionResource):
         if seen < self.failures:
             raise StorageUnavailable("the blob store timed out")
         return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
+
+
+class _LosesTheDatabaseOnce:
+    """The real repository, whose first ``finish_attempt(..., "extracted")`` meets a database outage."""
+
+    def __init__(self, repository: object, counter: Path) -> None:
+        self._repository = repository
+        self._counter = counter
+
+    def finish_attempt(self, job_id: int, status: str, **kwargs: object) -> None:
+        if status == "extracted" and not self._counter.exists():
+            self._counter.write_text("1")
+            raise DatabaseUnavailable("the database server closed the connection")
+        self._repository.finish_attempt(job_id, status, **kwargs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._repository, name)
+
+
+class DatabaseGoneAfterExtraction(ExtractionResource):
+    counter_path: str = ""
+
+    @property
+    def repository(self):  # type: ignore[override]
+        return _LosesTheDatabaseOnce(super().repository, Path(self.counter_path))
+
+
+def test_an_attempt_the_database_outage_left_open_is_closed_by_the_retry(
+    app: App, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The extraction finished but its row could not be closed: the retried step abandons it."""
+    file_id = app.upload("plan.pdf", make_pdf(pages=2))
+    resource = DatabaseGoneAfterExtraction(
+        database_url=app.url,
+        storage_url=app.storage_url,
+        max_retries=1,
+        isolated=False,
+        counter_path=str(tmp_path / "outage"),
+    )
+    result = run(
+        app, instance, [file_id], settings=app.settings(max_retries=1, retry_delay_s=0.01), resource=resource
+    )
+    assert result.success
+    jobs = app.repository.jobs_for(file_id)
+    assert [(j.attempt, j.status) for j in jobs] == [(1, "abandoned"), (2, "succeeded")]
+    assert app.status(file_id)["status"] == "succeeded"
+    assert app.repository.metadata_for(file_id).metadata_["page_count"] == 2
 
 
 def test_transient_error_twice_then_success_is_three_attempts(
