@@ -39,6 +39,14 @@ def quickstart_env(home: Path) -> dict[str, str]:
     return {**env, "EXTRACTION_HOME": str(home)}
 
 
+def command_line(child: psutil.Process) -> str:
+    """A child's command line; a run worker may end (or be a zombie) while the tree is read."""
+    try:
+        return " ".join(child.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def ui_answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
@@ -95,14 +103,14 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
         waited = min(r.create_timestamp.timestamp() for r in runs) - created
         assert waited < 10, f"the daemon picked the backfill up after {waited:.1f} s"
 
-        commands = [" ".join(c.cmdline()) for c in psutil.Process(process.pid).children(recursive=True)]
+        commands = [command_line(c) for c in psutil.Process(process.pid).children(recursive=True)]
         assert any("extraction_pipeline daemon" in c for c in commands), commands
         assert any("dagster_webserver" in c for c in commands), commands
         children = psutil.Process(process.pid).children(recursive=True)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in its terminal does
         assert process.wait(timeout=90) == 0
         _, alive = psutil.wait_procs(children, timeout=30)
-        assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
+        assert alive == [], f"left running: {[command_line(p) for p in alive]}"
         assert not ui_answers(port)
     finally:
         if repository is not None:
