@@ -7,6 +7,7 @@ stop both processes when told to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -115,7 +116,10 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
     finally:
         if repository is not None:
             repository.dispose()
-        if process.poll() is None:
+        if process.poll() is None:  # a failed check: kill the whole tree (the children have their own groups)
+            for child in psutil.Process(process.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
