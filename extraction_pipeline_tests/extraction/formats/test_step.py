@@ -1,4 +1,4 @@
-"""STEP extraction: cadquery-built assemblies with known geometry, hand-edited headers, broken files, corpus."""
+"""STEP extraction: assemblies built with OCP (XCAF) with known geometry, hand-edited headers, broken files, corpus."""
 
 from __future__ import annotations
 
@@ -22,38 +22,103 @@ CART_AREA = BOX_AREA + 4 * CYLINDER_AREA
 CART_BBOX = {"min": [-5.0, -5.0, 0.0], "max": [25.0, 55.0, 105.0]}
 
 
+def _cart_document(with_assembly: bool = True):
+    """An XCAF document holding the cart (or, without assembly, the bare box), in millimetres.
+
+    The cart is an assembly of the box ``body`` (red) and two copies of an axle sub-assembly,
+    ``front_axle`` at z=100 and ``rear_axle`` at (0, 50, 100): each copy is its own definition (as a
+    copied sub-assembly is) placing one shared r=5, h=10 cylinder (blue), centred on the origin on
+    the z axis, twice: ``wheel_left`` at the origin and ``wheel_right`` at x+20.
+    """
+    from OCP.BRepPrimAPI import BRepPrimAPI_MakeBox, BRepPrimAPI_MakeCylinder
+    from OCP.gp import gp_Ax2, gp_Dir, gp_Pnt, gp_Trsf, gp_Vec
+    from OCP.Quantity import Quantity_Color, Quantity_TypeOfColor
+    from OCP.TCollection import TCollection_ExtendedString
+    from OCP.TDataStd import TDataStd_Name
+    from OCP.TDocStd import TDocStd_Document
+    from OCP.TopLoc import TopLoc_Location
+    from OCP.UnitsMethods import UnitsMethods_LengthUnit
+    from OCP.XCAFApp import XCAFApp_Application
+    from OCP.XCAFDoc import XCAFDoc_ColorType, XCAFDoc_DocumentTool
+
+    document = TDocStd_Document(TCollection_ExtendedString("MDTV-XCAF"))
+    XCAFApp_Application.GetApplication_s().InitDocument(document)
+    XCAFDoc_DocumentTool.SetLengthUnit_s(
+        document, 1.0, UnitsMethods_LengthUnit.UnitsMethods_LengthUnit_Millimeter
+    )
+    shapes = XCAFDoc_DocumentTool.ShapeTool_s(document.Main())
+    colors = XCAFDoc_DocumentTool.ColorTool_s(document.Main())
+
+    def name(label, text: str):
+        TDataStd_Name.Set_s(label, TCollection_ExtendedString(text))
+        return label
+
+    def color(label, red: float, green: float, blue: float) -> None:
+        rgb = Quantity_Color(red, green, blue, Quantity_TypeOfColor.Quantity_TOC_RGB)
+        colors.SetColor(label, rgb, XCAFDoc_ColorType.XCAFDoc_ColorSurf)
+
+    def at(x: float, y: float, z: float) -> TopLoc_Location:
+        move = gp_Trsf()
+        move.SetTranslation(gp_Vec(x, y, z))
+        return TopLoc_Location(move)
+
+    box = shapes.AddShape(BRepPrimAPI_MakeBox(10.0, 20.0, 30.0).Shape(), False)
+    if not with_assembly:
+        return document
+    name(box, "body")
+    color(box, 1.0, 0.0, 0.0)
+    # Height 10 along z from z=-5: centred on the origin.
+    axis = gp_Ax2(gp_Pnt(0.0, 0.0, -5.0), gp_Dir(0.0, 0.0, 1.0))
+    wheel = name(shapes.AddShape(BRepPrimAPI_MakeCylinder(axis, 5.0, 10.0).Shape(), False), "wheel")
+    color(wheel, 0.0, 0.0, 1.0)
+
+    cart = name(shapes.NewShape(), "cart")
+    name(shapes.AddComponent(cart, box, TopLoc_Location()), "body")
+    for axle_name, placement in (("front_axle", at(0, 0, 100)), ("rear_axle", at(0, 50, 100))):
+        axle = name(shapes.NewShape(), axle_name)
+        name(shapes.AddComponent(axle, wheel, TopLoc_Location()), "wheel_left")
+        name(shapes.AddComponent(axle, wheel, at(20, 0, 0)), "wheel_right")
+        name(shapes.AddComponent(cart, axle, placement), axle_name)
+    shapes.UpdateAssemblies()
+    return document
+
+
+def _write_step(document, path: Path, schema: str = "AP214IS", unit: str = "MM") -> Path:
+    """Write the document with OpenCascade's STEP writer in that schema and output length unit."""
+    from OCP.IFSelect import IFSelect_ReturnStatus
+    from OCP.Interface import Interface_Static
+    from OCP.STEPCAFControl import STEPCAFControl_Controller, STEPCAFControl_Writer
+    from OCP.STEPControl import STEPControl_StepModelType
+
+    STEPCAFControl_Controller.Init_s()  # registers the write.step.* parameters
+    settings = {"write.step.schema": schema, "write.step.unit": unit}
+    previous = {key: Interface_Static.CVal_s(key) for key in settings}
+    try:
+        for key, value in settings.items():
+            assert Interface_Static.SetCVal_s(key, value), (key, value)
+        writer = STEPCAFControl_Writer()  # after the settings: its model takes the schema
+        writer.SetColorMode(True)
+        writer.SetNameMode(True)
+        assert writer.Transfer(document, STEPControl_StepModelType.STEPControl_AsIs)
+        assert writer.Write(str(path)) == IFSelect_ReturnStatus.IFSelect_RetDone
+    finally:
+        for key, value in previous.items():
+            Interface_Static.SetCVal_s(key, value)
+    return path
+
+
 @pytest.fixture(scope="module")
 def step_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The cart assembly exported once per schema and unit (cadquery is slow to import)."""
-    import cadquery as cq
-    from OCP.Interface import Interface_Static
-
+    """The cart assembly exported once per schema and output unit, and a single box."""
     folder = tmp_path_factory.mktemp("step")
-    box = cq.Workplane().box(10, 20, 30, centered=False)
-    cylinder = cq.Workplane().cylinder(10, 5)  # centred on the origin, axis z
-    axle = cq.Assembly(name="axle")
-    axle.add(cylinder, name="wheel_left", color=cq.Color("blue"))
-    axle.add(cylinder, name="wheel_right", color=cq.Color("blue"), loc=cq.Location((20, 0, 0)))
-    cart = cq.Assembly(name="cart")
-    cart.add(box, name="body", color=cq.Color("red"))
-    cart.add(axle, name="front_axle", loc=cq.Location((0, 0, 100)))
-    cart.add(axle, name="rear_axle", loc=cq.Location((0, 50, 100)))
-
-    files = {}
-    schema = Interface_Static.CVal_s("write.step.schema")
-    try:
-        for key, written in (("ap214", "AP214IS"), ("ap203", "AP203"), ("ap242", "AP242DIS")):
-            Interface_Static.SetCVal_s("write.step.schema", written)
-            files[key] = folder / f"cart_{key}.step"
-            cart.export(str(files[key]))
-    finally:
-        Interface_Static.SetCVal_s("write.step.schema", schema)
-    files["inch"] = folder / "cart_inch.step"
-    cart.export(str(files["inch"]), unit="MM", outputUnit="INCH")
-    files["metre"] = folder / "cart_metre.step"
-    cart.export(str(files["metre"]), unit="MM", outputUnit="M")
-    files["single"] = folder / "single_box.step"
-    cq.exporters.export(box, str(files["single"]))
+    cart = _cart_document()
+    files = {
+        key: _write_step(cart, folder / f"cart_{key}.step", schema=schema)
+        for key, schema in (("ap214", "AP214IS"), ("ap203", "AP203"), ("ap242", "AP242DIS"))
+    }
+    files["inch"] = _write_step(cart, folder / "cart_inch.step", unit="INCH")
+    files["metre"] = _write_step(cart, folder / "cart_metre.step", unit="M")
+    files["single"] = _write_step(_cart_document(with_assembly=False), folder / "single_box.step")
     return files
 
 
@@ -110,7 +175,7 @@ def test_parts_tree_has_names_nesting_instances_and_colours(step_files):
         assert wheel["instances"] == 2
         assert wheel["color"] == "#0000ff"
         assert len(wheel["instance_names"]) == 2
-    # OCCT's writer names the placements of the first copy of the axle only (the other gets ids).
+    # OCCT's writer names all placements of the first copy of the axle only (the other's unnamed get ids).
     assert children["front_axle"]["children"][0]["instance_names"] == ["wheel_left", "wheel_right"]
 
 
