@@ -15,8 +15,11 @@ from extraction_pipeline.extraction.envelope import Envelope, ErrorInfo, Extract
 from extraction_pipeline.extraction.errors import (
     CorruptFile,
     ExtractionError,
+    ExtractorError,
     TooLarge,
     UnsupportedFormat,
+    extractor_fault_message,
+    is_extractor_fault,
 )
 from extraction_pipeline.extraction.registry import extractor_for
 from extraction_pipeline.extraction.text import valid_unicode
@@ -84,8 +87,11 @@ def extract_file(
         error = ErrorInfo.from_exception(exc)
     except MemoryError:
         error = ErrorInfo(kind="permanent", code="out_of_memory", message="the extraction ran out of memory")
-    except Exception as exc:  # a parser library choking on the bytes: the file is unreadable
-        error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
+    except Exception as exc:
+        if is_extractor_fault(exc):  # the installation or our code, not the file
+            error = ErrorInfo.from_exception(ExtractorError(extractor_fault_message(exc)))
+        else:  # a parser library choking on the bytes: the file is unreadable
+            error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
     return failed_envelope(
         info, detection, extractor, error, warnings=warnings, duration_ms=_elapsed_ms(started)
     )

@@ -110,7 +110,12 @@ class WorkerPoolClosed(RuntimeError):
 
 
 class _WorkerStartFailed(Exception):
-    pass
+    """No worker: ``code`` is ``crashed`` when the machine refused a process (no memory, no pids),
+    ``extractor_error`` when the worker program itself died or hung at start (a broken install)."""
+
+    def __init__(self, message: str, code: str = "extractor_error") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -157,10 +162,16 @@ def _worker_main(
     """The loop of one worker process: receive ``(path, name)``, answer with a reply dict."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_memory_limit(memory_bytes)
-    # Native libraries print on fd 1; the parent's stdout may be a JSON document.
+    # Native libraries print banners and statistics on fd 1 (OpenCascade's transfer report, for
+    # one); the parent's stdout may be a JSON document and its terminal is a person's: discard it.
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
-        os.dup2(2, 1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    # The libraries' own log records (ezdxf warns about every oddity of a drawing) would land on
+    # the parent's stderr, in the middle of `extract`'s output; what matters reaches the envelope.
+    logging.getLogger().addHandler(logging.NullHandler())
     _watch_parent(os.getppid())
 
     from extraction_pipeline.extraction.extract import extract_file
@@ -349,7 +360,7 @@ class _Worker:
             )
         except OSError as exc:  # no more processes, no memory for one, ...
             parent_conn.close()
-            raise _WorkerStartFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise _WorkerStartFailed(f"{type(exc).__name__}: {exc}", code="crashed") from exc
         finally:
             child_conn.close()
         self.conn = parent_conn
@@ -367,6 +378,9 @@ class _Worker:
                 message = self.conn.recv()
         if not isinstance(message, dict) or not message.get("ready"):
             timed_out = self.alive() and not ready
+            if not timed_out:  # it closed the pipe: let it finish dying, so its own status shows
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(5)
             self.kill()
             if timed_out:
                 raise _WorkerStartFailed(f"it did not start within {pool.startup_timeout_s:g} s")
@@ -599,8 +613,10 @@ class WorkerPool:
                     worker = slot.worker = _Worker(self)
                 except _WorkerStartFailed as exc:
                     message = f"the extraction worker could not start: {exc}"
+                    if exc.code == "extractor_error":
+                        message += " (the installation is at fault, not the file: run `extraction-pipeline doctor`)"
                     log.error("%s", message)
-                    envelope = self._failure(path, name, "crashed", message, attempt, max_attempts, started)
+                    envelope = self._failure(path, name, exc.code, message, attempt, max_attempts, started)
                     return WorkerResult(envelope, None, None, True)
             started = time.monotonic()
             oom_before = _oom_kill_counts()
@@ -679,7 +695,11 @@ class WorkerPool:
         return failure_envelope(
             path,
             name,
-            ErrorInfo(kind=worker_failure_kind(attempt, max_attempts), code=code, message=message),
+            ErrorInfo(
+                kind="permanent" if code == "extractor_error" else worker_failure_kind(attempt, max_attempts),
+                code=code,
+                message=message,
+            ),
             duration_ms=int((time.monotonic() - started) * 1000),
             max_bytes=self.max_bytes,
         )

@@ -107,13 +107,16 @@ def test_worker_is_recycled_above_a_resident_memory_ceiling(tmp_path: Path) -> N
     assert runs[0].worker_pid != runs[1].worker_pid
 
 
-def test_worker_that_cannot_start_gives_a_crashed_envelope(tmp_path: Path) -> None:
+def test_worker_that_cannot_start_blames_the_installation(tmp_path: Path) -> None:
     with WorkerPool(preload=("extraction_pipeline_no_such_module",), startup_timeout_s=30) as pool:
         result = pool.run(plain_file(tmp_path), attempt=1, max_attempts=2)
     envelope = result.envelope
     assert envelope.error is not None
-    assert (envelope.error.code, envelope.error.kind) == ("crashed", "transient")
+    # A worker program that dies at start is a broken installation, not a bad file: final at once.
+    assert (envelope.error.code, envelope.error.kind) == ("extractor_error", "permanent")
     assert "could not start" in envelope.error.message
+    assert "exited unexpectedly with status 1" in envelope.error.message
+    assert "doctor" in envelope.error.message
     assert envelope.file.sha256 == hashlib.sha256(plain_file(tmp_path).read_bytes()).hexdigest()
     assert result.worker_pid is None
 
