@@ -34,3 +34,6 @@ def downgrade(revision: str) -> None:
     with operation_errors():
         migrate.downgrade(settings.database_url, revision)
     click.echo(f"database {redact_url(settings.database_url)} downgraded to {revision}", err=True)
+
+
+COMMANDS: list[click.Command] = [db]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Protocol, cast
 
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.detect import Format
 from extraction_pipeline.extraction.envelope import FormatMetadata
-from extraction_pipeline.extraction.formats import dwg, dxf, ifc, pdf, step
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 
@@ -19,17 +19,22 @@ class FormatExtractor(Protocol):
     def extract(self, path: Path, context: ExtractionContext) -> FormatResult: ...
 
 
-EXTRACTORS: dict[Format, FormatExtractor] = {
-    Format.PDF: cast(FormatExtractor, pdf),
-    Format.DXF: cast(FormatExtractor, dxf),
-    Format.DWG: cast(FormatExtractor, dwg),
-    Format.IFC: cast(FormatExtractor, ifc),
-    Format.STEP: cast(FormatExtractor, step),
+# Format -> the module under formats/ that reads it. Modules are imported on first use, so a
+# one-file `extract` (and its worker) loads one extractor, not five.
+EXTRACTOR_MODULES: dict[Format, str] = {
+    Format.PDF: "pdf",
+    Format.DXF: "dxf",
+    Format.DWG: "dwg",
+    Format.IFC: "ifc",
+    Format.STEP: "step",
 }
 
 
 def extractor_for(fmt: Format) -> FormatExtractor | None:
-    return EXTRACTORS.get(fmt)
+    name = EXTRACTOR_MODULES.get(fmt)
+    if name is None:
+        return None
+    return cast(FormatExtractor, importlib.import_module(f"extraction_pipeline.extraction.formats.{name}"))
 
 
 def extractor_versions() -> dict[str, str]:
@@ -40,7 +45,8 @@ def extractor_versions() -> dict[str, str]:
 def metadata_models() -> dict[str, type[FormatMetadata]]:
     """Each format's metadata model (the ``FormatMetadata`` subclass its module defines)."""
     models: dict[str, type[FormatMetadata]] = {}
-    for fmt, module in EXTRACTORS.items():
+    for fmt in EXTRACTOR_MODULES:
+        module = extractor_for(fmt)
         for value in vars(module).values():
             if (
                 isinstance(value, type)
