@@ -1,12 +1,32 @@
 """Small sample documents for the quick start, built with the format libraries themselves.
 
-No file is shipped: a PDF, a DXF drawing with a title block, an IFC building model and a STEP
-part are generated into a folder, so a newcomer sees every extractor succeed.
+No file is shipped: a PDF, a DXF drawing with a title block, a DWG floor plan, an IFC building
+model and a STEP part are generated into a folder, so a newcomer sees every extractor succeed
+(``extraction-pipeline doctor`` extracts the same samples to check an installation).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Discard what native code prints on fd 1 (OpenCascade's transfer statistics banner)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def write_pdf(path: Path) -> Path:
@@ -44,6 +64,24 @@ def write_dxf(path: Path) -> Path:
     insert = msp.add_blockref("TITLE_BLOCK", (4200, 0), dxfattribs={"layer": "TITLE"})
     insert.add_auto_attribs({"PROJECT": "Quick start", "DRAWN_BY": "extraction-pipeline", "SHEET": "A-101"})
     doc.saveas(path)
+    return path
+
+
+def write_dwg(path: Path) -> Path:
+    """A plant room in DWG R2000 (AC1015), written by ezdwg: walls, a pump, a label."""
+    import ezdwg
+
+    drawing = ezdwg.new("AC1015")
+    drawing.layers["WALLS"] = {"color_index": 1}
+    drawing.layers["EQUIPMENT"] = {"color_index": 3}
+    drawing.layers["TITLE"] = {"color_index": 7}
+    space = drawing.modelspace()
+    corners = [(0.0, 0.0), (4000.0, 0.0), (4000.0, 3000.0), (0.0, 3000.0)]
+    for start, end in zip(corners, corners[1:] + corners[:1], strict=True):
+        space.add_line(start, end, layer="WALLS")
+    space.add_circle((2000.0, 1500.0), 300.0, layer="EQUIPMENT")
+    space.add_text("Plant room", (200.0, 2700.0), 120.0, layer="TITLE")
+    drawing.save(str(path), strict=True)
     return path
 
 
@@ -88,8 +126,10 @@ def write_step(path: Path) -> Path:
     boss = BRepPrimAPI_MakeCylinder(gp_Ax2(gp_Pnt(20, 15, 10), gp_Dir(0, 0, 1)), 8.0, 12.0).Shape()
     part = BRepAlgoAPI_Fuse(box, boss).Shape()
     writer = STEPControl_Writer()
-    writer.Transfer(part, STEPControl_AsIs)
-    if writer.Write(str(path)) != IFSelect_RetDone:
+    with _quiet_stdout():
+        writer.Transfer(part, STEPControl_AsIs)
+        written = writer.Write(str(path))
+    if written != IFSelect_RetDone:
         raise RuntimeError(f"OCP could not write {path}")
     return path
 
@@ -97,6 +137,7 @@ def write_step(path: Path) -> Path:
 WRITERS = {
     "specification.pdf": write_pdf,
     "plant-room.dxf": write_dxf,
+    "plant-room.dwg": write_dwg,
     "building.ifc": write_ifc,
     "bracket.step": write_step,
 }

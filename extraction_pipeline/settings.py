@@ -46,6 +46,18 @@ def _float(
     return value
 
 
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 1/true/yes/on or 0/false/no/off, got {raw!r}")
+
+
 def normalize_database_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` mean psycopg2, which is what we install."""
     for prefix in ("postgres://", "postgresql://"):
@@ -81,6 +93,8 @@ class Settings:
     # How often `extraction-pipeline daemon` looks for new backfills. Dagster's own backfill daemon
     # looks every 30 s (fixed), which was 28.7 of a 300-file backfill's 44.6 s (bench/run.py --quick).
     backfill_poll_s: float
+    # `extraction-pipeline daemon` runs `doctor` before it starts (quickstart runs it once for both).
+    doctor_at_start: bool
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -104,6 +118,7 @@ class Settings:
             backfill_batch_size=_int(env, "EXTRACTION_BACKFILL_BATCH_SIZE", 100, minimum=1),
             requeue_grace_s=_int(env, "EXTRACTION_REQUEUE_GRACE_S", 300, minimum=1),
             backfill_poll_s=_float(env, "EXTRACTION_BACKFILL_POLL_S", 2.0, minimum=0.5, maximum=30.0),
+            doctor_at_start=_bool(env, "EXTRACTION_DOCTOR_AT_START", True),
         )
 
     @property

@@ -28,6 +28,10 @@ run_coordinator:
 run_monitoring:
   enabled: true
   poll_interval_seconds: 30
+# Run workers print INFO and up on the terminal (files detected, extracted, failed), not a DEBUG
+# line per Dagster event; the event log in the UI keeps every event.
+python_logs:
+  python_log_level: INFO
 telemetry:
   enabled: false
 """
@@ -131,18 +135,39 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str], grace_s: floa
 def quickstart(host: str, port: int, samples: bool) -> None:
     """Create the embedded default, upload sample files and start the Dagster webserver and daemon.
 
-    The daemon is ``extraction-pipeline daemon`` (sensors, run queue, backfills within seconds), the
-    webserver ``dagster-webserver``; both load the code location ``extraction_pipeline.definitions``.
+    The daemon is extraction-pipeline daemon (sensors, run queue, backfills within seconds), the
+    webserver dagster-webserver; both load the code location extraction_pipeline.definitions.
     Ctrl-C stops both.
     """
     if not _port_is_free(host, port):
         fail(f"{host}:{port} is in use (another webserver?): choose a free port with --port")
     settings = load_settings()
+    from extraction_pipeline.cli.doctor import refuse_unless_healthy
+
+    refuse_unless_healthy(settings, "quickstart")  # before anything is created or uploaded
     dagster_home = prepare_quickstart(settings, samples=samples)
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "EXTRACTION_HOME": str(settings.home)}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "EXTRACTION_HOME": str(settings.home),
+        "EXTRACTION_DOCTOR_AT_START": "0",  # just checked, for both children
+    }
     location = ["-m", "extraction_pipeline.definitions"]
+    # A quiet terminal: Dagster's own chatter (a "checking for new runs" line per sensor tick, code
+    # servers' heartbeat notices) at warning level; the runs' own lines (files detected, extracted,
+    # failed) still show, and everything is in the UI.
     commands = {
-        "daemon": [sys.executable, "-m", "extraction_pipeline", "daemon", *location],
+        "daemon": [
+            sys.executable,
+            "-m",
+            "extraction_pipeline",
+            "daemon",
+            *location,
+            "--log-level",
+            "warning",
+            "--code-server-log-level",
+            "error",
+        ],
         "webserver": [
             sys.executable,
             "-m",
@@ -152,6 +177,10 @@ def quickstart(host: str, port: int, samples: bool) -> None:
             host,
             "--port",
             str(port),
+            "--dagster-log-level",
+            "warning",
+            "--code-server-log-level",
+            "error",
         ],
     }
     click.echo(f"Dagster UI on http://{host}:{port} (DAGSTER_HOME={dagster_home}); Ctrl-C stops it", err=True)
