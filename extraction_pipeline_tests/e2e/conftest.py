@@ -41,7 +41,6 @@ def deployment_env(tmp_path: Path, app_url: str, dagster_url: str) -> dict[str, 
     }
     env.update(
         DAGSTER_HOME=str(home),
-        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which is not installed: name the driver.
         DAGSTER_POSTGRES_URL=dagster_url,
         EXTRACTION_HOME=str(tmp_path / "extraction"),
         EXTRACTION_DATABASE_URL=app_url,
@@ -94,10 +93,18 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def start_daemon(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+# The pipeline's daemon (backfills picked up within seconds), and Dagster's own, as INTERFACE.md's
+# production start names it.
+PIPELINE_DAEMON = (sys.executable, "-m", "extraction_pipeline", "daemon")
+DAGSTER_DAEMON = (str(Path(sys.executable).with_name("dagster-daemon")), "run")
+
+
+def start_daemon(
+    env: dict[str, str], log_path: Path, command: tuple[str, ...] = PIPELINE_DAEMON
+) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "extraction_pipeline", "daemon", "-w", "workspace.yaml"],
+            [*command, "-w", "workspace.yaml"],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
