@@ -1,8 +1,10 @@
 """The first quick-start command end to end: ``extraction-pipeline quickstart`` on the embedded default.
 
-Started outside the repository, it must create the SQLite default, serve the UI, run the daemon
-that extracts the generated samples without a click and picks a backfill up within seconds, and
-stop both processes when told to.
+Started outside the repository with nothing exported, it must create the SQLite default in
+``./.extraction``, serve the UI, run the daemon that extracts the generated samples (one per format,
+DWG included) without a click, keep its terminal quiet, and stop both processes when told to. A
+second terminal in the same folder, again with nothing exported, must reach the same instance:
+``backfill --all`` (picked up within seconds), ``cancel`` and ``retry``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from extraction_pipeline_tests.e2e.conftest import wait_for
 
 pytestmark = [pytest.mark.slow]
 
-SAMPLES = {"bracket.step", "building.ifc", "plant-room.dxf", "specification.pdf"}
+SAMPLES = {"bracket.step", "building.ifc", "plant-room.dxf", "plant-room.dwg", "specification.pdf"}
+# What must not fill a newcomer's terminal (Dagster's DEBUG events, a line per sensor tick, code
+# server heartbeats, OpenCascade's transfer banner).
+NOISE = (" - DEBUG - ", "Checking for new runs", "No heartbeat received", "Statistics on Transfer", "*****")
 
 
 def free_port() -> int:
@@ -35,9 +40,22 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def quickstart_env(home: Path) -> dict[str, str]:
+def quickstart_env(home: Path | None = None) -> dict[str, str]:
+    """The environment of a new user: no EXTRACTION_* or DAGSTER_* variable (but EXTRACTION_HOME if given)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EXTRACTION_", "DAGSTER_"))}
-    return {**env, "EXTRACTION_HOME": str(home)}
+    return env if home is None else {**env, "EXTRACTION_HOME": str(home)}
+
+
+def second_terminal(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command typed in another terminal in the quick start's folder, nothing exported."""
+    return subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", *args],
+        cwd=folder,
+        env=quickstart_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def command_line(child: psutil.Process) -> str:
@@ -57,8 +75,9 @@ def ui_answers(port: int) -> bool:
 
 
 def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_path: Path) -> None:
-    home, port, log = tmp_path / "home", free_port(), tmp_path / "quickstart.log"
-    env = quickstart_env(home)
+    home, port, log = tmp_path / ".extraction", free_port(), tmp_path / "quickstart.log"
+    # The only variable set: fault injection, so that a file that hangs can be cancelled below.
+    env = {**quickstart_env(), "EXTRACTION_FAULT_INJECTION": "1"}
     with log.open("wb") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "extraction_pipeline", "quickstart", "--port", str(port)],
@@ -73,36 +92,59 @@ def test_quickstart_extracts_the_samples_serves_the_ui_and_stops_cleanly(tmp_pat
         wait_for(lambda: (home / "extraction.db").exists(), "the embedded database", process, log)
         repository = CloudFileRepository.from_url(f"sqlite:///{home / 'extraction.db'}")
 
-        def jobs_succeeded(count: int) -> bool:
-            rows = repository.list_files()
+        def samples_succeeded(count: int) -> bool:
+            rows = [r for r in repository.list_files() if r.filename in SAMPLES]
             return {r.filename for r in rows} == SAMPLES and all(
                 [j.status for j in repository.jobs_for(r.id)] == ["succeeded"] * count for r in rows
             )
 
-        wait_for(lambda: jobs_succeeded(1), "the samples to be extracted", process, log)
+        wait_for(lambda: samples_succeeded(1), "the samples to be extracted", process, log)
         wait_for(lambda: ui_answers(port), "the UI", process, log)
-        pdf = next(r for r in repository.list_files() if r.filename == "specification.pdf")
-        assert repository.metadata_for(pdf.id).metadata_["page_count"] == 2
+        by_name = {r.filename: r for r in repository.list_files()}
+        assert repository.metadata_for(by_name["specification.pdf"].id).metadata_["page_count"] == 2
+        dwg = repository.metadata_for(by_name["plant-room.dwg"].id).metadata_
+        assert dwg["content_readable"] and {"WALLS", "EQUIPMENT", "TITLE"} <= set(dwg["layer_names"])
 
-        # A backfill of every file, through the quick start's daemon: picked up within seconds.
-        dagster_home = home / "dagster"
-        backfill = subprocess.run(
-            [sys.executable, "-m", "extraction_pipeline", "backfill", "--all", "--json"],
-            cwd=tmp_path,
-            env={**env, "DAGSTER_HOME": str(dagster_home)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        # A second terminal, nothing exported: a backfill of every file through the quick start's
+        # daemon, picked up within seconds.
+        backfill = second_terminal(tmp_path, "backfill", "--all", "--json")
         assert backfill.returncode == 0, backfill.stderr
         document = json.loads(backfill.stdout)
-        assert document["files"] == 4
-        wait_for(lambda: jobs_succeeded(2), "the backfill", process, log)
-        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert document["files"] == len(SAMPLES)
+        wait_for(lambda: samples_succeeded(2), "the backfill", process, log)
+        with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             created = instance.get_backfill(document["backfill_id"]).backfill_timestamp
             runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": document["backfill_id"]}))
         waited = min(r.create_timestamp.timestamp() for r in runs) - created
         assert waited < 10, f"the daemon picked the backfill up after {waited:.1f} s"
+
+        # Cancel a file while it is extracted (it hangs), then queue it again: same terminal.
+        hang = tmp_path / "hangs.pdf"
+        hang.write_bytes(b"EXTRACTION-FAULT:hang\n%PDF-1.4\n")
+        uploaded = second_terminal(tmp_path, "upload", str(hang), "--json")
+        assert uploaded.returncode == 0, uploaded.stderr
+        hang_id = json.loads(uploaded.stdout)[0]["id"]
+
+        def state(file_id: int) -> str | None:
+            row = repository.get_file(file_id)
+            return (row.extraction_status or {}).get("status") if row is not None else None
+
+        wait_for(lambda: state(hang_id) == "running", "the hanging file to run", process, log)
+        cancelled = second_terminal(tmp_path, "cancel", str(hang_id), "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout)["terminated_runs"], cancelled.stdout
+        wait_for(lambda: state(hang_id) == "cancelled", "the file to end cancelled", process, log)
+        retried = second_terminal(tmp_path, "retry", str(hang_id), "--json")
+        assert retried.returncode == 0, retried.stderr
+        assert json.loads(retried.stdout)["requeued"] == [hang_id]
+        wait_for(lambda: state(hang_id) == "running", "the retried file to run again", process, log)
+        assert second_terminal(tmp_path, "cancel", str(hang_id)).returncode == 0
+        wait_for(lambda: state(hang_id) == "cancelled", "the file to be cancelled again", process, log)
+
+        # A quiet terminal: the runs' own lines, not Dagster's chatter.
+        output = log.read_text(errors="replace")
+        assert "extracted 1 file(s)" in output
+        assert [line for line in output.splitlines() if any(n in line for n in NOISE)] == []
 
         commands = [command_line(c) for c in psutil.Process(process.pid).children(recursive=True)]
         assert any("extraction_pipeline daemon" in c for c in commands), commands
