@@ -20,8 +20,11 @@ optionally after ``max_files_per_worker`` files or once its resident memory exce
 ``max_rss_bytes`` (recycling). A worker is a fresh interpreter started with ``subprocess`` (exec,
 never a bare ``fork``: the parent may be a multithreaded Dagster process; and unlike
 multiprocessing's "spawn" it does not re-run the caller's ``__main__``); it talks to the parent
-over a socket pair with multiprocessing's ``Connection``, ignores SIGINT (the parent decides),
-and writes anything native libraries print on stdout to stderr, so a ``--json`` stdout stays clean.
+in JSON documents over a socket pair (never pickle: nothing a worker that parsed a hostile file
+sends is unpickled, and no exception object crosses), ignores SIGINT (the parent decides) and
+discards what native libraries print on stdout, so a ``--json`` stdout stays clean. It starts with
+a scrubbed environment (``child_environment``): no database URL, Dagster setting, webhook or
+credential reaches the process that runs native parsers on untrusted bytes.
 
 Usage::
 
@@ -65,7 +68,6 @@ import json
 import logging
 import multiprocessing
 import os
-import pickle
 import resource
 import signal
 import subprocess
@@ -132,6 +134,60 @@ class WorkerResult:
 
 
 # --------------------------------------------------------------------------------------------
+# The boundary: JSON messages and a scrubbed environment
+# --------------------------------------------------------------------------------------------
+
+# The worker parses untrusted files with native code; it gets only what it needs to run: no
+# database URL, no Dagster instance, no webhook, no cloud or other credentials. Allowed by name...
+_CHILD_ENV_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "LD_LIBRARY_PATH"}
+)
+# ... and by prefix: locale, the interpreter's own settings (PYTHONPATH, ...), OpenCascade's
+# resource and memory settings, math library threads, glibc malloc, and test coverage of workers.
+_CHILD_ENV_PREFIXES = (
+    "LC_",
+    "PYTHON",
+    "CSF_",
+    "MMGT_",
+    "OMP_",
+    "OPENBLAS_",
+    "MKL_",
+    "MALLOC_",
+    "COV_CORE_",
+    "COVERAGE_",
+)
+
+
+def child_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The environment an extraction worker starts with: ``environ`` less everything not allowed."""
+    env = {
+        key: value
+        for key, value in environ.items()
+        if key in _CHILD_ENV_NAMES or key.startswith(_CHILD_ENV_PREFIXES)
+    }
+    # glibc reserves 64 MiB of address space per thread arena: keep RLIMIT_AS about real use.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    return env
+
+
+def send_message(conn: Connection, message: Any) -> None:
+    """One JSON document over the pipe (never pickle: the parent must not unpickle what a worker
+    that parsed a hostile file sends)."""
+    conn.send_bytes(json.dumps(message).encode("utf-8"))
+
+
+def receive_message(conn: Connection) -> Any:
+    return json.loads(conn.recv_bytes().decode("utf-8"))
+
+
+def extractor_fault_message_of(failure: str) -> str:
+    return (
+        f"the extractor failed, not the file ({failure}); run `extraction-pipeline doctor` and "
+        "report it if the installation is sound"
+    )[:2000]
+
+
+# --------------------------------------------------------------------------------------------
 # The child side
 # --------------------------------------------------------------------------------------------
 
@@ -178,12 +234,12 @@ def _worker_main(
 
     for module in preload:
         __import__(module)
-    conn.send({"ready": True, "pid": os.getpid(), **_own_memory()})
+    send_message(conn, {"ready": True, "pid": os.getpid(), **_own_memory()})
 
     while True:
         try:
-            request = conn.recv()
-        except (EOFError, OSError):
+            request = receive_message(conn)
+        except (EOFError, OSError, ValueError):
             return
         if request is None:
             return
@@ -197,10 +253,10 @@ def _worker_main(
         except MemoryError:
             reply = {"memory_error": "the extraction ran out of memory"}
         except BaseException as exc:  # everything goes back to the parent
-            reply = {"exception": _picklable(exc)}
+            reply = _describe_exception(exc)
         try:
             reply.update(_own_memory())
-            conn.send(reply)
+            send_message(conn, reply)
         except MemoryError:
             os._exit(70)
         except (OSError, ValueError):
@@ -236,12 +292,14 @@ def _own_memory() -> dict[str, int]:  # pragma: no cover - worker process
     return {"peak_rss_bytes": peak, "rss_bytes": rss * 1024 if rss is not None else peak}
 
 
-def _picklable(exc: BaseException) -> BaseException:  # pragma: no cover - worker process
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return RuntimeError(f"{type(exc).__name__}: {exc}")
+def _describe_exception(exc: BaseException) -> dict[str, Any]:  # pragma: no cover - worker process
+    """What the parent learns of an exception that escaped ``extract_file``: plain data, never the
+    exception object (the parent rebuilds an ``OSError`` itself; anything else is our fault)."""
+    if isinstance(exc, OSError):
+        return {
+            "os_error": {"errno": exc.errno, "strerror": exc.strerror or str(exc), "filename": exc.filename}
+        }
+    return {"failure": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
 def _inject_fault(path: str) -> None:  # pragma: no cover - worker process
@@ -348,9 +406,7 @@ class _Worker:
             "preload": list(pool.preload),
             "fault_injection": pool.fault_injection,
         }
-        env = dict(os.environ)
-        # glibc reserves 64 MiB of address space per thread arena: keep RLIMIT_AS about real use.
-        env.setdefault("MALLOC_ARENA_MAX", "2")
+        env = child_environment(os.environ)
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _CHILD_PROGRAM, json.dumps(sys.path), json.dumps(config)],
@@ -374,8 +430,8 @@ class _Worker:
         ready = self.wait_readable(pool.startup_timeout_s)
         message = None
         if ready:
-            with contextlib.suppress(EOFError, OSError):
-                message = self.conn.recv()
+            with contextlib.suppress(EOFError, OSError, ValueError):
+                message = receive_message(self.conn)
         if not isinstance(message, dict) or not message.get("ready"):
             timed_out = self.alive() and not ready
             if not timed_out:  # it closed the pipe: let it finish dying, so its own status shows
@@ -422,7 +478,7 @@ class _Worker:
         """Ask the worker to finish, kill it if it does not."""
         if self.alive():
             with contextlib.suppress(OSError, ValueError):
-                self.conn.send(None)
+                send_message(self.conn, None)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(grace_s)
         self.kill()
@@ -614,14 +670,16 @@ class WorkerPool:
                 except _WorkerStartFailed as exc:
                     message = f"the extraction worker could not start: {exc}"
                     if exc.code == "extractor_error":
-                        message += " (the installation is at fault, not the file: run `extraction-pipeline doctor`)"
+                        message += (
+                            " (the installation is at fault, not the file: run `extraction-pipeline doctor`)"
+                        )
                     log.error("%s", message)
                     envelope = self._failure(path, name, exc.code, message, attempt, max_attempts, started)
                     return WorkerResult(envelope, None, None, True)
             started = time.monotonic()
             oom_before = _oom_kill_counts()
             try:
-                worker.conn.send((str(path), name))
+                send_message(worker.conn, [str(path), name])
                 break
             except (OSError, ValueError):  # it died while idle and never saw the file: start afresh
                 log.warning("extraction worker %s was gone; starting another", worker.pid)
@@ -636,8 +694,8 @@ class WorkerPool:
             ready = worker.wait_readable(self.timeout_s)
             reply: Any = None
             if ready and worker.conn.poll():
-                with contextlib.suppress(EOFError, OSError):
-                    reply = worker.conn.recv()
+                with contextlib.suppress(EOFError, OSError, ValueError):
+                    reply = receive_message(worker.conn)
         except BaseException:
             # Interrupted (KeyboardInterrupt, a cancelled run): the worker still has our request.
             worker.kill()
@@ -648,8 +706,15 @@ class WorkerPool:
         if isinstance(reply, dict):
             worker._note_memory(reply)
             self._note_peak(worker.peak_rss_bytes)
-            if "exception" in reply:
-                raise reply["exception"]
+            if "os_error" in reply:  # the file vanished or became unreadable: as extract_file raises it
+                error = reply["os_error"]
+                raise OSError(error.get("errno"), error.get("strerror"), error.get("filename"))
+            if "failure" in reply:  # an exception that escaped extract_file: our code, not the file
+                message = extractor_fault_message_of(reply["failure"])
+                envelope = self._failure(
+                    path, name, "extractor_error", message, attempt, max_attempts, started
+                )
+                return WorkerResult(envelope, pid, worker.peak_rss_bytes, False)
             if "memory_error" in reply:
                 worker.kill()
                 slot.worker = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from extraction_pipeline.extraction.workers import (
     FAULT_INJECTION_ENV,
     WorkerPool,
     WorkerPoolClosed,
+    child_environment,
     extract_isolated,
 )
 from extraction_pipeline.settings import Settings
@@ -319,3 +321,65 @@ def test_extract_isolated_uses_a_shared_warm_pool(tmp_path: Path) -> None:
     from extraction_pipeline.extraction.workers import shared_pool
 
     assert len(shared_pool(timeout_s=30).worker_pids()) == 1
+
+
+# -- the sealed boundary ---------------------------------------------------------------------
+
+SECRETS = {
+    "EXTRACTION_DATABASE_URL": "postgresql://app:app-db-secret@db.internal/app",
+    "EXTRACTION_NOTIFY_WEBHOOK_URL": "https://hooks.example/webhook-secret",
+    "DAGSTER_POSTGRES_URL": "postgresql://dagster:dagster-secret@db.internal/dagster",
+    "DAGSTER_HOME": "/srv/dagster",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "SOME_SERVICE_TOKEN": "token-secret",
+}
+
+
+def test_code_running_in_the_worker_cannot_see_the_parents_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Code that runs inside the worker: an `ezdxf` on PYTHONPATH that records the environment it
+    # sees when the DXF extractor imports it, then fails the import.
+    site = tmp_path / "site"
+    (site / "ezdxf").mkdir(parents=True)
+    seen = tmp_path / "seen.json"
+    (site / "ezdxf" / "__init__.py").write_text(
+        "import json, os\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))\n"
+        "raise ImportError('recorded the environment')\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    drawing = tmp_path / "plan.dxf"
+    drawing.write_text("0\nSECTION\n2\nHEADER\n0\nENDSEC\n0\nEOF\n")
+    with WorkerPool(startup_timeout_s=30) as pool:
+        envelope = pool.extract(drawing)
+    assert envelope.error is not None and envelope.error.code == "extractor_error"
+    environment = json.loads(seen.read_text())  # the code did run in the worker
+    assert environment["PYTHONPATH"] == str(site)
+    assert "PATH" in environment
+    leaked = {name for name in SECRETS if name in environment}
+    assert leaked == set()
+    assert not any(value in json.dumps(environment) for value in SECRETS.values())
+
+
+def test_the_child_environment_keeps_only_what_a_worker_needs() -> None:
+    environ = {
+        **SECRETS,
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C",
+        "PYTHONPATH": "/x",
+        "CSF_OCCTResourcePath": "/occ",
+        "HTTP_PROXY": "http://user:pw@proxy:3128",
+    }
+    assert child_environment(environ) == {
+        "PATH": "/usr/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C",
+        "PYTHONPATH": "/x",
+        "CSF_OCCTResourcePath": "/occ",
+        "MALLOC_ARENA_MAX": "2",
+    }
