@@ -9,12 +9,25 @@ For every format, the same files are read twice:
 
 Both sides get one untimed warm-up pass, then ``--repeat`` timed passes; each file's time is the
 median of its passes, a format's time the sum over its files, its ratio project / raw. The median
-of the per-format ratios is compared with the target (<= 1.15). Only files the project extracts
-successfully (and the raw loop reads) count.
+of the per-format ratios is compared with the target (<= 1.15).
 
-    python bench/extract_overhead.py [--quick] [--json] [--corpus DIR] [--repeat N]
+The warm-up pass compares the two sides file by file. A file counts when both read it. A file that
+one side reads and the other does not (the project fails where the library reads it, or the other
+way round) is a *failure* of the run: it is named with both sides' reasons under ``failures`` and
+the script exits with 1. A file both sides reject because of the file itself (the project says
+``corrupt``, ``encrypted``, ``unsupported_format`` or ``too_large`` and the raw loop raises too) is
+left out and listed with both reasons under ``skipped``. Both sides failing for any other reason (an
+ImportError, a crashed or timed-out worker, ...) is a failure as well: that is the installation,
+not the file.
 
-Exits 0 whenever it ran: it is a measurement, not a test.
+It also measures ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --json`` (the console
+script next to ``sys.executable``, a generated 2-page PDF) in a fresh process, median of 5 runs
+after one untimed run; target <= 800 ms (``--no-cold`` leaves it out).
+
+    python bench/extract_overhead.py [--quick] [--json] [--corpus DIR] [--repeat N] [--no-cold]
+
+Exit status: 0 when it ran and every file was read alike by both sides (a missed target is reported,
+not an error: this is a measurement), 1 when there are failures.
 """
 
 from __future__ import annotations
@@ -27,9 +40,11 @@ import os
 import re
 import statistics
 import struct
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -37,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 TARGET_RATIO = 1.15
+TARGET_COLD_MS = 800.0
 FORMATS = ("pdf", "dxf", "dwg", "ifc", "step")
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = REPO.parent / "shared" / "corpus"
@@ -563,27 +579,126 @@ def _timed(function: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+# Error codes by which the project blames the file itself. Any other failure of the project
+# (``extractor_error``, ``crashed``, ``timeout``, ``out_of_memory``, ...) is the project's or the
+# installation's, even when the raw loop cannot read the file either.
+FILE_FAULT_CODES = frozenset({"unsupported_format", "corrupt", "encrypted", "too_large"})
+# A "corrupt" whose message is one of these exceptions is a broken installation, not a broken file.
+_INSTALLATION_MESSAGE = re.compile(r"^(ImportError|ModuleNotFoundError|NameError|SyntaxError)\b")
+SUFFIX_FORMATS = {
+    ".pdf": "pdf",
+    ".dxf": "dxf",
+    ".dwg": "dwg",
+    ".ifc": "ifc",
+    ".ifczip": "ifc",
+    ".stp": "step",
+    ".step": "step",
+    ".p21": "step",
+}
+
+
+def installation_fault(exc: BaseException) -> bool:
+    """True when the raw loop's exception blames the environment (a missing module, ...), not the file."""
+    if isinstance(exc, ImportError | NameError | SyntaxError):
+        return True
+    if isinstance(exc, AttributeError):  # ``module 'OCP.X' has no attribute 'Y'``: a library release
+        return isinstance(getattr(exc, "obj", None), types.ModuleType) or str(exc).startswith("module ")
+    return False
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def raw_format(envelope: Any, path: Path) -> str | None:
+    """Which raw loop reads ``path``: the detected format, else the suffix or the corpus folder."""
+    if envelope.format in RAW_EXTRACTORS:
+        return str(envelope.format)
+    return SUFFIX_FORMATS.get(path.suffix.lower()) or (
+        path.parent.name if path.parent.name in RAW_EXTRACTORS else None
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the two sides made of one file: ``counted``, ``left_out`` (both reject it) or ``failure``."""
+
+    path: Path
+    fmt: str | None
+    outcome: str
+    reason: str | None = None
+
+
+def compare_sides(path: Path, envelope: Any, fmt: str | None, raw_error: BaseException | None) -> Comparison:
+    """Classify one file from the project's envelope and the raw loop's exception (None: it read it)."""
+    label = f"{path.name} ({fmt or envelope.format})"
+    project_ok = bool(envelope.succeeded)
+    if project_ok and raw_error is None:
+        return Comparison(path, fmt, "counted")
+    raw_reason = f"{type(raw_error).__name__}: {_short(str(raw_error))}" if raw_error is not None else None
+    error = envelope.error
+    code = error.code if error is not None else "failed"
+    project_reason = f"{code}: {_short(error.message if error is not None else envelope.status)}"
+    if not project_ok and raw_error is None:
+        return Comparison(
+            path,
+            fmt,
+            "failure",
+            f"{label}: the project failed ({project_reason}) but the raw library reads it",
+        )
+    if project_ok:
+        return Comparison(
+            path, fmt, "failure", f"{label}: the raw loop failed ({raw_reason}) but the project extracts it"
+        )
+    both = f"project {project_reason}; raw {raw_reason}"
+    message = error.message if error is not None else ""
+    file_fault = code in FILE_FAULT_CODES and not _INSTALLATION_MESSAGE.match(message)
+    if file_fault and raw_error is not None and not installation_fault(raw_error):
+        return Comparison(path, fmt, "left_out", f"{label}: both sides reject the file ({both})")
+    return Comparison(path, fmt, "failure", f"{label}: both sides failed, not because of the file ({both})")
+
+
+def read_both(pool: Any, path: Path) -> Comparison:
+    """One untimed pass of each side over ``path`` (the warm-up), classified by ``compare_sides``."""
+    envelope = pool.extract(path)
+    fmt = raw_format(envelope, path)
+    raw_error: BaseException | None = None
+    if fmt is None:
+        raw_error = LookupError(f"no raw reader for format {envelope.format!r}")
+    else:
+        try:
+            RAW_EXTRACTORS[fmt](path)
+        except Exception as exc:
+            raw_error = exc
+    return compare_sides(path, envelope, fmt, raw_error)
+
+
 def measure(
     files: list[Path], repeat: int, log: Callable[[str], None] = lambda _: None, stat: str = "median"
 ) -> dict[str, Any]:
-    """Warm up both sides on ``files``, time ``repeat`` passes and summarise (see the module doc)."""
+    """Warm up both sides on ``files``, time ``repeat`` passes and summarise (see the module doc).
+
+    ``failures`` in the result names every file one side reads and the other does not (and every
+    file both fail on for a reason other than the file): the run has failed when it is not empty.
+    """
     from extraction_pipeline.extraction.workers import WorkerPool
 
     timings: list[FileTiming] = []
     skipped: list[str] = []
+    failures: list[str] = []
     with WorkerPool(size=1, timeout_s=600) as pool:
-        # Warm-up pass (untimed): starts the worker, imports everything, sorts out the files.
+        # Warm-up pass (untimed): starts the worker, imports everything, compares the two sides.
         for path in files:
-            envelope = pool.extract(path)
-            if not envelope.succeeded:
-                skipped.append(f"{path.name}: project {envelope.error.code if envelope.error else 'failed'}")
-                continue
-            try:
-                RAW_EXTRACTORS[envelope.format](path)
-            except Exception as exc:
-                skipped.append(f"{path.name}: raw loop failed ({type(exc).__name__}: {exc})"[:200])
-                continue
-            timings.append(FileTiming(path, envelope.format, [], []))
+            checked = read_both(pool, path)
+            if checked.outcome == "counted" and checked.fmt is not None:
+                timings.append(FileTiming(path, checked.fmt, [], []))
+            elif checked.outcome == "left_out":
+                skipped.append(str(checked.reason))
+                log(f"left out: {checked.reason}")
+            else:
+                failures.append(str(checked.reason))
+                log(f"FAILED: {checked.reason}")
         # Paired and interleaved (file by file, alternating which side goes first), so that load
         # from other processes hits both sides alike.
         for number in range(repeat):
@@ -596,7 +711,71 @@ def measure(
                 if not number % 2:
                     timing.raw_s.append(_timed(lambda t=timing, f=raw: f(t.path)))
         peak = pool.peak_rss_bytes()
-    return summarise(timings, skipped, peak, stat)
+    return summarise(timings, skipped, peak, stat, failures)
+
+
+def console_script() -> Path:
+    """The ``extraction-pipeline`` script of the environment this interpreter belongs to."""
+    script = Path(sys.executable).parent / "extraction-pipeline"
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"no console script {script}: install the project into the environment of {sys.executable}"
+        )
+    return script
+
+
+def measure_cold_extract(repeats: int = 5, log: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """``extraction-pipeline extract small.pdf --json`` in a fresh process: median of ``repeats`` runs.
+
+    The console script is the one next to ``sys.executable`` (what a user of this environment runs);
+    the PDF is generated (2 pages); the environment is the caller's without ``EXTRACTION_*`` and
+    ``DAGSTER_*`` settings. One untimed run first fills the page cache and writes any stale
+    bytecode (``first_ms``). Every run must exit 0 with a succeeded envelope of the 2 pages, or
+    this raises ``RuntimeError`` with the command's exit status and output.
+    """
+    script = console_script()
+    with tempfile.TemporaryDirectory(prefix="extract-cold-") as tmp:
+        folder = Path(tmp)
+        pdf = make_pdf(folder / "small.pdf", 2)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("EXTRACTION_", "DAGSTER_"))}
+        env["EXTRACTION_HOME"] = str(folder / "home")
+        command = [str(script), "extract", str(pdf), "--json"]
+
+        def once() -> float:
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            envelope: Any = None
+            with contextlib.suppress(ValueError):
+                envelope = json.loads(done.stdout)
+            if (
+                done.returncode != 0
+                or not isinstance(envelope, dict)
+                or envelope.get("status") != "succeeded"
+                or (envelope.get("metadata") or {}).get("page_count") != 2
+            ):
+                raise RuntimeError(
+                    f"`extraction-pipeline extract small.pdf --json` exited {done.returncode} without the "
+                    f"2-page PDF's succeeded envelope: stdout {_short(done.stdout, 600)!r}, "
+                    f"stderr {_short(done.stderr, 1500)!r}"
+                )
+            return elapsed_ms
+
+        log(f"cold extract: {script} extract small.pdf --json, 1 + {repeats} fresh processes")
+        first = once()
+        runs = [once() for _ in range(repeats)]
+        size = pdf.stat().st_size
+    median = statistics.median(runs)
+    return {
+        "median_ms": round(median, 1),
+        "runs_ms": [round(r, 1) for r in runs],
+        "first_ms": round(first, 1),
+        "script": str(script),
+        "pdf_pages": 2,
+        "pdf_bytes": size,
+        "target_ms": TARGET_COLD_MS,
+        "target_met": median <= TARGET_COLD_MS,
+    }
 
 
 STAGES = ("hash", "detect", "extractor", "envelope", "ipc")
@@ -646,9 +825,9 @@ def breakdown(files: list[Path], repeat: int) -> dict[str, dict[str, float]]:
         for path in files:
             envelope = pool.extract(path)
             raw = RAW_EXTRACTORS.get(envelope.format)
-            if not envelope.succeeded or raw is None:
+            if not envelope.succeeded or raw is None:  # ``measure`` reported it (failure or left out)
                 continue
-            with contextlib.suppress(Exception):
+            try:
                 raw(path)
                 stages(path)
                 extract_file(path)
@@ -661,6 +840,8 @@ def breakdown(files: list[Path], repeat: int) -> dict[str, dict[str, float]]:
                     row[stage] += statistics.median(r[stage] for r in runs) * 1000
                 row["ipc"] += (pooled - local) * 1000
                 row["raw"] += direct * 1000
+            except Exception as exc:  # never silently: a stage that fails here is a finding
+                raise RuntimeError(f"breakdown of {path.name}: {type(exc).__name__}: {exc}") from exc
     return {fmt: {k: round(v, 2) for k, v in row.items()} for fmt, row in totals.items()}
 
 
@@ -672,7 +853,11 @@ def render_breakdown(rows: dict[str, dict[str, float]]) -> str:
 
 
 def summarise(
-    timings: list[FileTiming], skipped: list[str], peak_rss_bytes: int, stat: str = "median"
+    timings: list[FileTiming],
+    skipped: list[str],
+    peak_rss_bytes: int,
+    stat: str = "median",
+    failures: list[str] | None = None,
 ) -> dict[str, Any]:
     pick: Callable[[list[float]], float] = min if stat == "min" else statistics.median
     per_format: dict[str, dict[str, Any]] = {}
@@ -700,11 +885,13 @@ def summarise(
         "per_format": per_format,
         "median_ratio": median_ratio,
         "target_ratio": TARGET_RATIO,
-        "target_met": median_ratio is not None and median_ratio <= TARGET_RATIO,
+        # A file one side reads and the other does not fails the figure, whatever the ratio.
+        "target_met": not failures and median_ratio is not None and median_ratio <= TARGET_RATIO,
         "worker_peak_rss_mb": round(peak_rss_bytes / (1024 * 1024), 1),
         "statistic": stat,
         "files": files,
         "skipped": skipped,
+        "failures": list(failures or []),
     }
 
 
@@ -728,8 +915,18 @@ def render(result: dict[str, Any], verbose: bool = False) -> str:
         f"median ratio over formats: {median} (target <= {TARGET_RATIO}: {verdict}; per file: {result['statistic']})"
     )
     lines.append(f"worker peak RSS: {result['worker_peak_rss_mb']} MB")
+    cold = result.get("extract_cold")
+    if cold:
+        verdict = "met" if cold["target_met"] else "NOT met"
+        lines.append(
+            f"cold extract (`extraction-pipeline extract` on a {cold['pdf_pages']}-page PDF, fresh process): "
+            f"{cold['median_ms']} ms, median of {len(cold['runs_ms'])} (target <= {cold['target_ms']:g} ms: "
+            f"{verdict}; runs {cold['runs_ms']}, untimed first run {cold['first_ms']} ms)"
+        )
     for note in result["skipped"]:
-        lines.append(f"not counted: {note}")
+        lines.append(f"left out: {note}")
+    for note in result.get("failures", []):
+        lines.append(f"FAILED: {note}")
     return "\n".join(lines)
 
 
@@ -748,6 +945,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--breakdown", action="store_true", help="also split the project's time into stages (ms per format)"
     )
+    parser.add_argument(
+        "--no-cold",
+        action="store_true",
+        help="leave out extract_cold_ms (the one-shot CLI in a fresh process)",
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat or (3 if args.quick else 7)
 
@@ -765,7 +967,17 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(files, repeat, log, args.stat)
         if args.breakdown:
             log("breakdown ...")
-            result["breakdown_ms"] = breakdown(files, repeat)
+            counted = {row["file"] for row in result["files"]}
+            result["breakdown_ms"] = breakdown([f for f in files if f.name in counted], repeat)
+    result["extract_cold_ms"] = None
+    if not args.no_cold:
+        try:
+            cold = measure_cold_extract(5, log)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            result["failures"].append(f"extract_cold: {type(exc).__name__}: {exc}")
+        else:
+            result["extract_cold_ms"] = cold["median_ms"]
+            result["extract_cold"] = cold
     if args.json:
         print(json.dumps(result))
     else:
@@ -773,6 +985,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.breakdown:
             print("\nwhere the project's time goes (ms per format):")
             print(render_breakdown(result["breakdown_ms"]))
+    if result["failures"]:
+        log(f"bench FAILED: {len(result['failures'])} failure(s)")
+        for note in result["failures"]:
+            log(f"  {note}")
+        return 1
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -30,6 +31,7 @@ KEYS = {
     "latency_p95_s",
     "sensor_tick_s_at_100k",
     "code_location_load_s",
+    "extract_cold_ms",
     "worker_peak_rss_mb",
     "partitions_100k",
 }
@@ -52,7 +54,7 @@ def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_
             "--quick",
             "--json",
             "--only",
-            "sensor_tick,partitions,code_location",
+            "sensor_tick,partitions,code_location,extract_cold",
             "--pending",
             "300",
             "--partitions",
@@ -65,9 +67,12 @@ def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_
     result = json.loads(capfd.readouterr().out)  # exactly one JSON document on stdout (fd 1)
     assert result.keys() >= KEYS
     assert "errors" not in result, result.get("errors")
+    assert result["failures"] == []
     # The measured ones have figures; the skipped steps are reported as null, not left out.
     assert result["sensor_tick_s_at_100k"] > 0
     assert result["code_location_load_s"] > 0
+    assert result["extract_cold_ms"] > 0 and len(result["details"]["extract_cold"]["runs_ms"]) == 5
+    assert result["targets_met"]["extract_cold_ms"] == (result["extract_cold_ms"] <= 800)
     assert result["partitions_100k"]["add_1k_s"] > 0 and result["partitions_100k"]["status_query_s"] > 0
     assert result["backfill_ratio_vs_raw"] is None and result["latency_p95_s"] is None
     # Each tick requested one run per file, at most the sensor's batch size.
@@ -76,6 +81,35 @@ def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_
     # Every registered partition and the 1k added on top of them.
     assert result["details"]["partitions"]["registered"] == 1500 + 1000
     assert isinstance(result["targets_met"]["sensor_tick_s_at_100k"], bool)
+
+
+def test_a_file_the_project_fails_but_the_raw_library_reads_fails_the_run(
+    bench: ModuleType, capfd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The project's workers (fresh interpreters, they inherit the environment) import a stub OCP
+    # that raises ImportError; this process, where the raw loop runs, keeps the real one.
+    require_postgres()
+    package = tmp_path / "stub" / "OCP"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('OCP made unimportable by the bench test')\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(tmp_path / "stub"), os.environ.get("PYTHONPATH")) if p)
+    )
+    status = bench.main(
+        ["--scale", "tiny", "--json", "--only", "extract_overhead", "--corpus", str(tmp_path / "none")]
+    )
+    captured = capfd.readouterr()
+    assert status == 1
+    result = json.loads(captured.out)
+    assert len(result["failures"]) == 1, result["failures"]
+    failure = result["failures"][0]
+    assert failure.startswith("extract_overhead: step_2.step (step): the project failed (")
+    assert "ImportError: OCP made unimportable by the bench test" in failure
+    assert failure.endswith("but the raw library reads it")
+    assert "step" not in result["details"]["extract_overhead"]["per_format"]
+    assert result["targets_met"]["extract_overhead_ratio"] is False
+    assert "bench FAILED" in captured.err and "step_2.step" in captured.err
+    assert "FAILED: extract_overhead: step_2.step" in bench.render(result)
 
 
 def test_the_backfill_mix_follows_the_weights(bench: ModuleType, tmp_path: Path) -> None:
