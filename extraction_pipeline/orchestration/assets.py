@@ -12,6 +12,13 @@ One bad file fails only that file: permanent failures are recorded per file and 
 at the end ``materialize`` raises ``Failure(allow_retries=False)`` naming them (the run fails and
 the alert sensor announces it), while the other files are materialized. Transient failures make
 the step raise after the whole batch was tried, and the retried step redoes only those files.
+
+What the Dagster UI shows (see ``summary.py``): each materialized file's partition carries the key
+facts of its format and the full metadata as JSON. A file that failed gets an ``AssetObservation``
+on its partition with its name, error code and message: Dagster 1.13 keeps no "failed to
+materialize" event in open-source storage and shows a failure's metadata only in the run log, so
+the observation is what the partition's page has ("View all historical events" on the partition,
+the asset's Events tab, or the partition's metadata table when it was materialized before).
 """
 
 import hashlib
@@ -25,7 +32,14 @@ import dagster as dg
 
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
 from extraction_pipeline.orchestration.resources import ExtractionResource
-from extraction_pipeline.orchestration.summary import escape_markdown, job_summary, materialization_metadata
+from extraction_pipeline.orchestration.summary import (
+    code_span,
+    failure_description,
+    failure_line,
+    failure_metadata,
+    job_summary,
+    materialization_metadata,
+)
 from extraction_pipeline.settings import Settings
 
 ASSET_KEY = dg.AssetKey("cloud_file_metadata")
@@ -94,11 +108,33 @@ def cancel_on_termination(context: dg.OpExecutionContext, extraction: Extraction
     try:
         yield
     except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
-        cancelled = extraction.repository.cancel_files(_file_ids(context))
-        context.log.warning(f"the run was terminated: files {[row.id for row in cancelled]} cancelled")
-        raise dg.Failure(
-            description="the run was terminated; its unfinished files are cancelled", allow_retries=False
-        ) from exc
+        message = _cancel_unfinished_files(context, extraction)
+        context.log.warning(message)
+        raise dg.Failure(description=message, allow_retries=False) from exc
+
+
+def _cancel_unfinished_files(context: dg.OpExecutionContext, extraction: ExtractionResource) -> str:
+    """Cancel the run's unfinished files; say which of its files ended cancelled.
+
+    ``extraction-pipeline cancel`` marks a file cancelled *before* it terminates the file's run, so
+    ``cancel_files`` here may change nothing: the message names every file of this run (or of the
+    runs it re-executes) that is cancelled now, whoever cancelled it.
+    """
+    repository = extraction.repository
+    ids = _file_ids(context)
+    cancelled_now = {row.id for row in repository.cancel_files(ids)}
+    run_ids = _run_group(context)
+    ended = [
+        row
+        for row in repository.list_files(ids=ids)
+        if (row.extraction_status or {}).get("status") == "cancelled"
+        and (row.id in cancelled_now or (row.extraction_status or {}).get("run_id") in run_ids)
+    ]
+    if not ended:
+        return "the run was terminated; none of its files was cancelled (they had finished)"
+    shown = ", ".join(f"{row.id} {code_span(row.filename)}" for row in ended[:50])
+    more = f" and {len(ended) - 50} more" if len(ended) > 50 else ""
+    return f"the run was terminated: {len(ended)} file(s) cancelled: {shown}{more}"
 
 
 def _left_by_crashed_parent(status: dict[str, Any], run_id: str) -> bool:
@@ -295,7 +331,8 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         ids = _file_ids(context)
         run_ids = _run_group(context)
         jobs = repository.run_jobs(ids, run_ids)
-        names = {row.id: row.filename for row in repository.list_files(ids=ids)}
+        rows = {row.id: row for row in repository.list_files(ids=ids)}
+        names = {file_id: row.filename for file_id, row in rows.items()}
         failed: list[tuple[int, dict[str, Any]]] = []
         ready: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []
         for file_id in ids:
@@ -305,6 +342,19 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
             if job.status == "failed":
                 failed.append(
                     (file_id, {"kind": job.error_kind, "code": job.error_code, "message": job.error_message})
+                )
+                # The failed partition's page shows this: name, code and message as plain text.
+                status = (rows[file_id].extraction_status or {}) if file_id in rows else {}
+                yield dg.AssetObservation(
+                    asset_key=ASSET_KEY,
+                    partition=str(file_id),
+                    description=failure_description(job.error_code),
+                    metadata=failure_metadata(
+                        names.get(file_id, str(file_id)),
+                        failed[-1][1],
+                        fmt=status.get("format"),
+                        attempts=job.attempt,
+                    ),
                 )
                 continue
             if job.status != "extracted" or not job.result:
@@ -330,10 +380,11 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                     tags={CODE_VERSION_TAG: code_version},
                 )
         if failed:
-            lines = [
-                f"- file {fid} ({escape_markdown(names.get(fid, '?'))}): {err['code']}: {err['message']}"
-                for fid, err in failed[:50]
-            ]
+            # Plain text (the run log shows it as text); names quoted as code spans, so they stay
+            # inert wherever the description is rendered as Markdown.
+            lines = [f"- {failure_line(fid, names.get(fid, '?'), err)}" for fid, err in failed[:50]]
+            if len(failed) > 50:
+                lines.append(f"- and {len(failed) - 50} more (see the metadata failed_files)")
             raise dg.Failure(
                 description=f"{len(failed)} file(s) failed permanently:\n" + "\n".join(lines),
                 metadata={

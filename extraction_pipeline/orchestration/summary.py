@@ -1,14 +1,36 @@
-"""What the Dagster UI shows for a file: key figures, warnings and a short Markdown summary."""
+"""What the Dagster UI shows for a file: key facts per format, the full metadata, or why it failed.
+
+How each value is written follows how the Dagster UI (1.13) renders it:
+
+- text metadata (``MetadataValue.text``), event descriptions in the partition view and log lines
+  are plain text (React escapes them): values go in verbatim, never Markdown-escaped, and a name
+  with HTML in it stays harmless text;
+- Markdown metadata (``summary``) is rendered as Markdown: every value from the file is escaped
+  there (``escape_markdown``);
+- JSON metadata (``metadata``, the whole extracted metadata) is shown in a JSON viewer;
+- free text that names files (a failure description, a log line) quotes each name as a code span
+  (``code_span``): it reads as a quoted name in plain text and stays inert if rendered as Markdown.
+
+A succeeded file's materialization carries the key facts of its format (title/author/version for
+PDF; version/units/layer names for DXF and DWG; schema/project/storeys for IFC; parts/volume/box
+for STEP), a few counts, the full metadata as JSON and a Markdown summary. A failed file gets an
+``AssetObservation`` on its partition (``failure_metadata``): file name, error code and message.
+"""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import dagster as dg
 
-# Per format: (label, metadata key, how to reduce it) for the figures worth a glance.
+from extraction_pipeline.orchestration.notify import failure_hint
+
+# Per format: (label, metadata key, how to reduce it) for the figures worth a glance (also kept on
+# the job row by ``job_summary``).
 _FIGURES: dict[str, list[tuple[str, str, str]]] = {
     "pdf": [
         ("pages", "page_count", "value"),
@@ -34,11 +56,41 @@ _FIGURES: dict[str, list[tuple[str, str, str]]] = {
 }
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+# Shown for a fact the file does not have (a PDF without title, a drawing without units).
+NONE = "(none)"
+# A list fact (layer names, storeys, parts) is cut after about this many characters ...
+LIST_CHARS = 300
+# ... and each item after this many.
+ITEM_CHARS = 80
+# The full metadata is attached as JSON up to this size; beyond it long lists are shortened (the
+# database row ``cloud_file_metadata`` and ``extraction-pipeline status ID --json`` keep it all).
+MAX_METADATA_JSON_CHARS = 256 * 1024
+# An error message longer than this is cut in the UI (the database keeps it whole).
+MAX_MESSAGE_CHARS = 4000
+
+Fact = str | int | float
 
 
 def escape_markdown(text: str) -> str:
     """Text safe to put in Markdown: HTML escaped, Markdown punctuation backslashed, one line."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(" ".join(str(text).split()), quote=False))
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def code_span(text: object) -> str:
+    """``text`` on one line between backticks: a quoted name in plain text, inert in Markdown.
+
+    The fence is one backtick longer than any run of backticks in the text (CommonMark), so no
+    name can close it early; a code span shows its content literally (no HTML, links, emphasis).
+    """
+    value = one_line(text)
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if not value or value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
 
 
 def key_figures(fmt: str, metadata: dict[str, Any]) -> dict[str, int | float]:
@@ -56,6 +108,213 @@ def key_figures(fmt: str, metadata: dict[str, Any]) -> dict[str, int | float]:
     return figures
 
 
+# ----------------------------------------------------------------------------------------------
+# Key facts per format
+# ----------------------------------------------------------------------------------------------
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return NONE
+    if isinstance(value, list):
+        return _join(value)
+    return one_line(value)
+
+
+def _join(items: Iterable[Any], limit: int = LIST_CHARS) -> str:
+    """``a, b, c, … (12 more)``: names on one line, cut to about ``limit`` characters."""
+    names = [NONE if item is None else one_line(item) for item in items]
+    if not names:
+        return NONE
+    shown: list[str] = []
+    length = 0
+    for name in names:
+        if len(name) > ITEM_CHARS:
+            name = name[: ITEM_CHARS - 1] + "…"
+        if shown and length + len(name) > limit:
+            break
+        shown.append(name)
+        length += len(name) + 2
+    text = ", ".join(shown)
+    if len(shown) < len(names):
+        text += f", … ({len(names) - len(shown)} more)"
+    return text
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _rounded(value: Any, digits: int = 1) -> float | None:
+    number = _number(value)
+    return None if number is None else round(float(number), digits)
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, list | dict):
+        return len(value)
+    return None
+
+
+def _total(value: Any) -> int | None:
+    if isinstance(value, dict):
+        return int(sum(v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)))
+    return None
+
+
+def _version(code: Any, release: Any) -> str:
+    if not code:
+        return _text(release)
+    return f"{one_line(code)} ({one_line(release)})" if release else one_line(code)
+
+
+def _bbox(box: Any) -> str:
+    """``40 x 30 x 22 mm (min 0, 0, 0; max 40, 30, 22)``."""
+    try:
+        low, high = [float(v) for v in box["min"]], [float(v) for v in box["max"]]
+        size = " x ".join(f"{b - a:g}" for a, b in zip(low, high, strict=True))
+        return f"{size} mm (min {', '.join(f'{v:g}' for v in low)}; max {', '.join(f'{v:g}' for v in high)})"
+    except (KeyError, TypeError, ValueError):
+        return NONE
+
+
+def _walk_parts(nodes: Any) -> Iterable[dict[str, Any]]:
+    stack = list(nodes) if isinstance(nodes, list) else []
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            yield node
+            children = node.get("children")
+            if isinstance(children, list):
+                stack[:0] = children
+
+
+def _part_names(parts: Any) -> list[str]:
+    """Names of the parts in the assembly tree (``BOLT x6``), or of the top-level shapes."""
+    nodes = list(_walk_parts(parts))
+    chosen = [n for n in nodes if n.get("kind") == "part"] or [
+        n for n in (parts if isinstance(parts, list) else []) if isinstance(n, dict)
+    ]
+    names = []
+    for node in chosen:
+        name = one_line(node.get("name") or "(unnamed)")
+        instances = node.get("instances")
+        names.append(f"{name} x{instances}" if isinstance(instances, int) and instances > 1 else name)
+    return names
+
+
+def _pdf(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
+    return [
+        ("title", _text(m.get("title"))),
+        ("author", _text(m.get("author"))),
+        ("pdf_version", _text(m.get("pdf_version"))),
+        ("pages", _number(m.get("page_count"))),
+        ("images", _number(m.get("image_count"))),
+        ("text_chars", _number(m.get("text_chars"))),
+    ]
+
+
+def _drawing(version_key: str) -> Callable[[dict[str, Any]], list[tuple[str, Fact | None]]]:
+    def facts(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
+        rows: list[tuple[str, Fact | None]] = [("version", _version(m.get(version_key), m.get("release")))]
+        if "units" in m:  # DWG: only when the extractor reports the drawing units
+            rows.append(("units", _text(m.get("units"))))
+        rows += [
+            ("layer_names", _text(m.get("layer_names"))),
+            ("layers", _count(m.get("layer_names"))),
+            ("entities", _total(m.get("entity_counts"))),
+        ]
+        if "text_count" in m:
+            rows.append(("texts", _number(m.get("text_count"))))
+        for key in ("title", "author"):  # DWG drawing properties, when set
+            if m.get(key):
+                rows.append((key, _text(m[key])))
+        return rows
+
+    return facts
+
+
+def _ifc(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
+    return [
+        ("schema", _text(m.get("schema") or m.get("schema_identifier"))),
+        ("project", _text(m.get("project_name"))),
+        ("storeys", _text(m.get("storeys"))),
+        ("storey_count", _count(m.get("storeys"))),
+        ("elements", _total(m.get("element_counts"))),
+        ("property_sets", _number(m.get("property_set_count"))),
+    ]
+
+
+def _step(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
+    names = _part_names(m.get("parts"))
+    return [
+        ("parts", _join(names)),
+        ("part_count", len(names)),
+        ("volume_mm3", _rounded(m.get("volume_mm3"))),
+        ("bbox_mm", _bbox(m.get("bbox_mm")) if m.get("bbox_mm") else NONE),
+        ("unit", _text(m.get("length_unit"))),
+        ("solids", _number(m.get("solid_count"))),
+        ("faces", _number(m.get("face_count"))),
+    ]
+
+
+_FACTS: dict[str, Callable[[dict[str, Any]], list[tuple[str, Fact | None]]]] = {
+    "pdf": _pdf,
+    "dxf": _drawing("dxf_version"),
+    "dwg": _drawing("dwg_version"),
+    "ifc": _ifc,
+    "step": _step,
+}
+
+
+def key_facts(fmt: str, metadata: dict[str, Any]) -> dict[str, Fact]:
+    """The facts of a file worth a glance, in display order: text, or a number."""
+    build = _FACTS.get(fmt)
+    if build is None:
+        return {}
+    return {label: value for label, value in build(metadata) if value is not None}
+
+
+def bounded_metadata(metadata: dict[str, Any], limit: int = MAX_METADATA_JSON_CHARS) -> dict[str, Any]:
+    """``metadata`` itself, or, when its JSON is longer than ``limit``, with long lists shortened."""
+
+    def size(value: Any) -> int:
+        return len(json.dumps(value, default=str))
+
+    if size(metadata) <= limit:
+        return metadata
+
+    def trim(value: Any, keep: int, cut: set[str], path: str) -> Any:
+        if isinstance(value, dict):
+            return {k: trim(v, keep, cut, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            if len(value) > keep:
+                cut.add(path or "(root)")
+            return [trim(v, keep, cut, f"{path}[]") for v in value[:keep]]
+        return value
+
+    for keep in (1000, 200, 50, 10, 3):
+        cut: set[str] = set()
+        trimmed = trim(metadata, keep, cut, "")
+        trimmed["_truncated"] = (
+            f"lists longer than {keep} items are shortened here ({', '.join(sorted(cut)[:20])}); "
+            "the database row cloud_file_metadata holds them whole"
+        )
+        if size(trimmed) <= limit:
+            return trimmed
+    return {
+        "_truncated": "the metadata is too large to show here; the database row cloud_file_metadata holds it",
+        "keys": sorted(map(str, metadata)),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# What the job row and the materialization carry
+# ----------------------------------------------------------------------------------------------
+
+
 def job_summary(envelope: dict[str, Any]) -> dict[str, Any]:
     """The small JSON kept on the job row once the metadata is materialized."""
     return {
@@ -68,6 +327,14 @@ def job_summary(envelope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _shown(value: Fact) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return value
+
+
 def markdown_summary(filename: str, envelope: dict[str, Any]) -> str:
     fmt = str(envelope.get("format"))
     variant = envelope.get("variant")
@@ -75,13 +342,12 @@ def markdown_summary(filename: str, envelope: dict[str, Any]) -> str:
         f"**{escape_markdown(filename)}**: {escape_markdown(fmt.upper())}"
         + (f" ({escape_markdown(variant)})" if variant else ""),
         "",
-        "| figure | value |",
+        "| fact | value |",
         "|---|---|",
     ]
-    for label, value in key_figures(fmt, envelope.get("metadata") or {}).items():
-        shown = f"{value:,.1f}" if isinstance(value, float) else f"{value:,}"
-        lines.append(f"| {escape_markdown(label)} | {shown} |")
-    lines.append(f"| duration | {envelope.get('duration_ms', 0)} ms |")
+    for label, value in key_facts(fmt, envelope.get("metadata") or {}).items():
+        lines.append(f"| {escape_markdown(label.replace('_', ' '))} | {escape_markdown(_shown(value))} |")
+    lines.append(f"| duration | {int(envelope.get('duration_ms') or 0)} ms |")
     warnings = envelope.get("warnings") or []
     if warnings:
         lines += ["", f"{len(warnings)} warning(s):"] + [
@@ -91,25 +357,89 @@ def markdown_summary(filename: str, envelope: dict[str, Any]) -> str:
 
 
 def materialization_metadata(filename: str, envelope: dict[str, Any]) -> dict[str, dg.MetadataValue]:
+    """File, format, the key facts of the format, the whole metadata as JSON, a Markdown summary."""
     fmt = str(envelope.get("format"))
+    extracted = envelope.get("metadata") or {}
     metadata: dict[str, dg.MetadataValue] = {
         "file": dg.MetadataValue.text(filename),
         "format": dg.MetadataValue.text(fmt),
         "variant": dg.MetadataValue.text(str(envelope.get("variant") or "-")),
-        "extractor_version": dg.MetadataValue.text(str((envelope.get("extractor") or {}).get("version"))),
-        "size_bytes": dg.MetadataValue.int(int((envelope.get("file") or {}).get("size_bytes") or 0)),
-        "sha256": dg.MetadataValue.text(str((envelope.get("file") or {}).get("sha256"))),
-        "duration_ms": dg.MetadataValue.int(int(envelope.get("duration_ms") or 0)),
-        "warnings": dg.MetadataValue.int(len(envelope.get("warnings") or [])),
-        "summary": dg.MetadataValue.md(markdown_summary(filename, envelope)),
     }
-    for label, value in key_figures(fmt, envelope.get("metadata") or {}).items():
-        name = label.replace(" ", "_")
-        metadata[name] = (
-            dg.MetadataValue.float(float(value))
-            if isinstance(value, float)
-            else dg.MetadataValue.int(int(value))
-        )
+    for label, value in key_facts(fmt, extracted).items():
+        if isinstance(value, str):
+            metadata[label] = dg.MetadataValue.text(value)
+        elif isinstance(value, float):
+            metadata[label] = dg.MetadataValue.float(value)
+        else:
+            metadata[label] = dg.MetadataValue.int(int(value))
+    metadata.update(
+        {
+            "summary": dg.MetadataValue.md(markdown_summary(filename, envelope)),
+            "extractor_version": dg.MetadataValue.text(str((envelope.get("extractor") or {}).get("version"))),
+            "size_bytes": dg.MetadataValue.int(int((envelope.get("file") or {}).get("size_bytes") or 0)),
+            "sha256": dg.MetadataValue.text(str((envelope.get("file") or {}).get("sha256"))),
+            "duration_ms": dg.MetadataValue.int(int(envelope.get("duration_ms") or 0)),
+            "warnings": dg.MetadataValue.int(len(envelope.get("warnings") or [])),
+        }
+    )
     if envelope.get("warnings"):
         metadata["warning_list"] = dg.MetadataValue.json(list(envelope["warnings"])[:50])
+    # Last: the UI prints a small JSON inline, and it is the longest row.
+    metadata["metadata"] = dg.MetadataValue.json(bounded_metadata(extracted))
     return metadata
+
+
+# ----------------------------------------------------------------------------------------------
+# A failed file
+# ----------------------------------------------------------------------------------------------
+
+
+def _safe_code(code: Any) -> str:
+    text = str(code or "unknown")
+    return text if re.fullmatch(r"[a-z][a-z0-9_]{0,63}", text) else "unknown"
+
+
+def failure_description(code: Any) -> str:
+    """The observation's description: no value from the file (the events view renders Markdown)."""
+    return f"Extraction failed: {_safe_code(code)}. File name, error code and message are in the metadata."
+
+
+def short_message(message: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
+    text = str(message or "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def failure_metadata(
+    filename: str,
+    error: dict[str, Any],
+    *,
+    fmt: str | None = None,
+    attempts: int | None = None,
+) -> dict[str, dg.MetadataValue]:
+    """What the failed partition shows: the file, the error code and message, plain text."""
+    code = str(error.get("code") or "unknown")
+    metadata: dict[str, dg.MetadataValue] = {
+        "file": dg.MetadataValue.text(filename),
+        "status": dg.MetadataValue.text("failed"),
+        "error_code": dg.MetadataValue.text(code),
+        "error_message": dg.MetadataValue.text(short_message(error.get("message"))),
+        "error_kind": dg.MetadataValue.text(str(error.get("kind") or "permanent")),
+    }
+    hint = failure_hint(code, error.get("message"))
+    if hint:
+        metadata["hint"] = dg.MetadataValue.text(hint)
+    if fmt:
+        metadata["format"] = dg.MetadataValue.text(fmt)
+    if attempts:
+        metadata["attempts"] = dg.MetadataValue.int(int(attempts))
+    return metadata
+
+
+def failure_line(file_id: int, filename: str, error: dict[str, Any]) -> str:
+    """One line of a run's failure description: ``file 7 `plan.pdf`: corrupt: the reason``."""
+    code = str(error.get("code") or "unknown")
+    line = (
+        f"file {file_id} {code_span(filename)}: {code}: {one_line(short_message(error.get('message'), 1000))}"
+    )
+    hint = failure_hint(code, error.get("message"))
+    return f"{line} ({hint})" if hint else line
