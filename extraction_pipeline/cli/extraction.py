@@ -114,21 +114,76 @@ def _walk(directory: Path) -> Iterable[Path]:
                 yield candidate
 
 
-def _figure(value: Any) -> str:
+def _figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
+    """A metadata value as a person reads it, or None for an empty one (None, "", [], {}), which
+    is not shown: names of a list (the first ``most``), counts by kind, a box as its size and corners.
+    """
+
+    def number(x: float) -> str:
+        if isinstance(x, int) or float(x).is_integer():
+            return str(int(x))
+        return f"{x:.3f}".rstrip("0").rstrip(".")
+
+    def item(element: Any) -> str | None:
+        if isinstance(element, dict):
+            if isinstance(element.get("size"), list) and "count" in element:  # PDF page sizes
+                return f"{' x '.join(number(v) for v in element['size'])} ({element['count']})"
+            name = element.get("name") or element.get("title")
+            if isinstance(name, str) and name.strip():  # storeys, parts, outline entries
+                text = " ".join(name.split())
+                if isinstance(element.get("instances"), int) and element["instances"] > 1:
+                    text += f" x{element['instances']}"
+                if isinstance(element.get("children"), list) and element["children"]:
+                    text += f" ({len(element['children'])} parts)"
+                return text
+        return _figure(element, most=most, width=width)
+
+    text: str | None
+    if value is None:
+        return None
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        numbers = [v for v in value.values() if isinstance(v, int | float) and not isinstance(v, bool)]
-        if numbers and len(numbers) == len(value):
-            return f"{sum(numbers):g} ({len(value)} kinds)"
-        return f"{len(value)}"
-    if isinstance(value, list):
-        return str(len(value))
-    return str(value)
+        text = "yes" if value else "no"
+    elif isinstance(value, int | float):
+        text = number(value)
+    elif isinstance(value, str):
+        text = " ".join(value.split()) or None
+    elif isinstance(value, dict):
+        box_min, box_max = value.get("min"), value.get("max")
+        if (
+            len(value) == 2
+            and isinstance(box_min, list)
+            and isinstance(box_max, list)
+            and box_min
+            and box_max
+        ):
+            size = " x ".join(number(b - a) for a, b in zip(box_min, box_max, strict=False))
+            corners = f"{', '.join(map(number, box_min))} to {', '.join(map(number, box_max))}"
+            text = f"{size} (from {corners})"
+        elif value and all(isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            counts = sorted(value.items(), key=lambda kv: (-kv[1], str(kv[0])))
+            shown = ", ".join(f"{k} {v}" for k, v in counts[:most])
+            more = ", ..." if len(counts) > most else ""
+            text = f"{sum(value.values())} ({shown}{more})"
+        else:
+            parts = [(k, _figure(v, most=most, width=width)) for k, v in value.items()]
+            text = ", ".join(f"{k}: {v}" for k, v in parts if v is not None) or None
+    elif isinstance(value, list | tuple):
+        items = [shown for shown in map(item, value) if shown is not None]
+        text = ", ".join(items[:most]) or None
+        if text is not None and len(items) > most:
+            text += f", ... ({len(items)} in all)"
+    else:
+        text = " ".join(str(value).split()) or None
+    if text is not None and len(text) > width:
+        text = text[: width - 1].rstrip() + "…"
+    return text
 
 
 def format_summary(envelope: dict[str, Any]) -> str:
-    """A few lines a person can read: name, format, status, key figures, warnings, error."""
+    """A few lines a person can read: name, format, status, key figures, warnings, error.
+
+    Empty values (None, "", [], {}) are left out: no line says ``title:`` with nothing after it.
+    """
     fmt = envelope["format"]
     kind = f"{fmt}/{envelope['variant']}" if envelope.get("variant") else fmt
     size = envelope["file"]["size_bytes"]
@@ -138,15 +193,17 @@ def format_summary(envelope: dict[str, Any]) -> str:
         lines.append("  the file name extension does not match the content")
     metadata = envelope.get("metadata") or {}
     for key, label in _FIGURES.get(fmt, ()):
-        value = metadata.get(key)
-        if value is None or value == [] or value == {}:
-            continue
-        lines.append(f"  {label}: {_figure(value)}")
+        shown = _figure(metadata.get(key))
+        if shown is not None:
+            lines.append(f"  {label}: {shown}")
     for warning in envelope.get("warnings") or ():
-        lines.append(f"  warning: {warning}")
+        text = _figure(warning, width=2000)
+        if text is not None:
+            lines.append(f"  warning: {text}")
     error = envelope.get("error")
     if error:
-        lines.append(f"  error: {error['code']} ({error['kind']}): {error['message']}")
+        message = _figure(error.get("message"), width=2000)
+        lines.append(f"  error: {error['code']} ({error['kind']})" + (f": {message}" if message else ""))
     return "\n".join(lines)
 
 

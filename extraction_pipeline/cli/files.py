@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import mimetypes
+import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from extraction_pipeline.cli.common import (
     open_repository,
     operation_errors,
 )
+from extraction_pipeline.cli.extraction import _figure
 from extraction_pipeline.extraction.errors import TooLarge
 from extraction_pipeline.extraction.extract import printable_name
 from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
@@ -34,40 +37,53 @@ class UploadCandidate:
 
 
 def collect_upload_candidates(paths: tuple[str, ...], max_bytes: int) -> list[UploadCandidate]:
-    """Every file to upload, checked up front so that bad input leaves nothing behind."""
+    """Every file to upload, checked up front so that bad input leaves nothing behind.
+
+    Every bad path is reported (one line each on stderr), then the command exits with code 2.
+    """
     found: list[UploadCandidate] = []
+    problems: list[str] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
-            fail(f"{raw}: no such file or directory")
+            problems.append(f"{raw}: no such file or directory")
+            continue
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.is_file())
             if not files:
-                fail(f"{raw}: the directory has no files in it")
+                problems.append(f"{raw}: the directory has no files in it")
         elif path.is_file():
             files = [path]
         else:
-            fail(f"{raw}: not a regular file or directory")
+            problems.append(f"{raw}: not a regular file or directory")
+            continue
         for file in files:
-            found.append(_check_file(file, max_bytes))
+            candidate = _check_file(file, max_bytes)
+            if isinstance(candidate, str):
+                problems.append(candidate)
+            else:
+                found.append(candidate)
+    if problems:
+        for problem in problems[:-1]:
+            click.echo(f"error: {' '.join(problem.split())}", err=True)
+        fail(problems[-1])
     return found
 
 
-def _check_file(path: Path, max_bytes: int) -> UploadCandidate:
+def _check_file(path: Path, max_bytes: int) -> UploadCandidate | str:
+    """The file as an upload candidate, or what is wrong with it."""
     try:
         size = path.stat().st_size
         with path.open("rb"):
             pass
     except PermissionError:
-        fail(f"{path}: permission denied (the file is not readable)")
+        return f"{path}: permission denied (the file is not readable)"
     except OSError as exc:
-        fail(f"{path}: cannot be read: {exc.strerror}")
+        return f"{path}: cannot be read: {exc.strerror}"
     if size == 0:
-        fail(f"{path}: the file is empty (0 bytes)")
+        return f"{path}: the file is empty (0 bytes)"
     if size > max_bytes:
-        fail(
-            f"{path}: {size} bytes is over the maximum upload size of {max_bytes // MIB} MiB (EXTRACTION_MAX_FILE_MB)"
-        )
+        return f"{path}: {size} bytes is over the maximum upload size of {max_bytes // MIB} MiB (EXTRACTION_MAX_FILE_MB)"
     return UploadCandidate(path=path, name=printable_name(path.name), size_bytes=size)
 
 
@@ -159,11 +175,225 @@ def list_files(status: str | None, fmt: str | None, limit: int | None, as_json: 
     if as_json:
         emit_json(summaries)
         return
-    for item in summaries:
-        error = f"\t{item['error']['code']}: {item['error']['message']}" if item["error"] else ""
+    if not summaries:
         click.echo(
-            f"{item['id']}\t{item['status'] or 'pending'}\t{item['format'] or '-'}\t{item['filename']}{error}"
+            "no files" + (f" with status {status}" if status else "") + (f" in format {fmt}" if fmt else ""),
+            err=True,
         )
+        return
+    for line in file_table(summaries, shutil.get_terminal_size(fallback=(120, 24)).columns):
+        click.echo(line)
+
+
+# The widest the file name column gets before names are shortened in the middle.
+NAME_WIDTH = 40
+# The narrowest the name and error columns get, whatever the terminal's width.
+MIN_NAME_WIDTH = 16
+ERROR_WIDTH = 24
+
+
+def _printable(text: str) -> str:
+    """One line of printable characters (a name from the host app may hold tabs or newlines)."""
+    return "".join(c if c.isprintable() else "?" for c in " ".join(text.split()))
+
+
+def _shorten_end(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "\u2026"
+
+
+def _shorten_middle(text: str, width: int) -> str:
+    """``a-very-long-drawing-name-rev-12.dwg`` -> ``a-very-long-dr\u2026ev-12.dwg``: the end (extension) stays."""
+    if len(text) <= width:
+        return text
+    tail = max((width - 1) // 3, 1)
+    return text[: width - 1 - tail] + "\u2026" + text[-tail:]
+
+
+def file_table(summaries: list[dict[str, Any]], columns: int) -> list[str]:
+    """``list``: a header and one aligned row per file; long names and messages shortened to fit ``columns``."""
+    headers = ("ID", "STATUS", "FORMAT", "ATTEMPTS", "FILE", "ERROR")
+    cells = []
+    for item in summaries:
+        error = item["error"] or {}
+        message = ""
+        if error:
+            message = _printable(f"{error.get('code') or 'error'}: {error.get('message') or ''}").rstrip(": ")
+        cells.append(
+            [
+                str(item["id"]),
+                item["status"] or "pending",
+                item["format"] or "-",
+                str(item["attempts"] or 0),
+                _printable(item["filename"]),
+                message,
+            ]
+        )
+    widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(4)]
+    room = columns - sum(widths) - 2 * 5  # for the name and the error, after the separators
+    longest = max(len(headers[4]), *(len(row[4]) for row in cells))
+    name_width = min(longest, max(room, MIN_NAME_WIDTH))
+    if any(row[5] for row in cells):  # the errors share the room
+        name_width = min(longest, NAME_WIDTH, max(room // 2, MIN_NAME_WIDTH))
+    widths.append(name_width)
+    error_width = max(room - widths[4], ERROR_WIDTH)
+    lines = []
+    for row in [list(headers), *cells]:
+        row[4] = _shorten_middle(row[4], widths[4])
+        row[5] = _shorten_end(row[5], error_width)
+        fixed = [row[0].rjust(widths[0])] + [row[i].ljust(widths[i]) for i in range(1, 5)]
+        lines.append(("  ".join([*fixed, row[5]])).rstrip())
+    return lines
+
+
+# What `status` shows of a succeeded file's metadata, per format: (metadata key, label).
+KEY_METADATA: dict[str, tuple[tuple[str, str], ...]] = {
+    "pdf": (
+        ("title", "title"),
+        ("author", "author"),
+        ("subject", "subject"),
+        ("page_count", "pages"),
+        ("pdf_version", "PDF version"),
+        ("created_at", "created"),
+    ),
+    "dxf": (
+        ("dxf_version", "version"),
+        ("release", "release"),
+        ("units", "units"),
+        ("layer_names", "layers"),
+        ("entity_counts", "entities"),
+        ("extents", "extents"),
+    ),
+    "dwg": (
+        ("dwg_version", "version"),
+        ("release", "release"),
+        ("units", "units"),
+        ("title", "title"),
+        ("author", "author"),
+        ("layer_names", "layers"),
+        ("entity_counts", "entities"),
+    ),
+    "ifc": (
+        ("schema", "schema"),
+        ("project_name", "project"),
+        ("buildings", "buildings"),
+        ("storeys", "storeys"),
+        ("element_counts", "elements"),
+        ("length_unit", "length unit"),
+    ),
+    "step": (
+        ("application_protocol", "protocol"),
+        ("parts", "parts"),
+        ("solid_count", "solids"),
+        ("volume_mm3", "volume (mm3)"),
+        ("bbox_mm", "bounding box (mm)"),
+        ("length_unit", "length unit"),
+    ),
+}
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _error_text(code: str | None, message: str | None, width: int = 2000) -> str:
+    text = _figure(message, width=width)
+    return f"{code}: {text}" if text else str(code)
+
+
+def attempt_line(
+    job: Any, *, retried: bool = False, now: datetime | None = None, shown_error: str | None = None
+) -> str:
+    """One attempt: its number (``final`` for a failure no retry follows), state, start and duration.
+
+    ``retried``: a later attempt exists (an attempt that failed transiently stays ``retrying``).
+    ``shown_error``: the message printed already (the file's error): the attempt gives only its code.
+    """
+    now = now or datetime.now(UTC)
+    state = job.status
+    if state == "failed":
+        label = f"attempt {job.attempt} (final)"  # a failure nothing retries
+    elif state == "retrying" and retried:
+        label, state = f"attempt {job.attempt}/{job.max_attempts}", "failed, retried"
+    elif state in ("running", "retrying"):
+        label = f"attempt {job.attempt}/{job.max_attempts}"  # more may follow
+    else:
+        label = f"attempt {job.attempt}"
+    parts = [f"{label}: {state}"]
+    if job.started_at is not None:
+        started = f"started {_when(job.started_at)}"
+        if job.finished_at is not None:
+            started += f", took {_duration((job.finished_at - job.started_at).total_seconds())}"
+        elif job.status == "running":
+            started += f", running for {_duration(max((now - job.started_at).total_seconds(), 0))}"
+        parts.append(started)
+    elif job.finished_at is not None:
+        parts.append(f"finished {_when(job.finished_at)}")
+    if job.status == "retrying" and not retried and job.next_retry_at is not None:
+        parts.append(f"next attempt at {_when(job.next_retry_at)}")
+    if job.error_code:
+        if shown_error is not None and job.error_message == shown_error:
+            parts.append(job.error_code)
+        else:
+            parts.append(_error_text(job.error_code, job.error_message, width=160))
+    return ", ".join(parts)
+
+
+def metadata_lines(fmt: str, values: dict[str, Any]) -> list[str]:
+    """``label: value`` for the key metadata of ``fmt``; empty values are left out."""
+    lines = []
+    for key, label in KEY_METADATA.get(fmt, ()):
+        shown = _figure(values.get(key))
+        if shown is not None:
+            lines.append(f"{label}: {shown}")
+    return lines
+
+
+def status_lines(row: Any, jobs: list[Any], stored: Any, now: datetime | None = None) -> list[str]:
+    """``status`` for a person: the file, its error (code and message), its attempts, its key metadata."""
+    state = status_of(row)
+    current = row.extraction_status or {}
+    fmt = current.get("format")
+    head = f"{row.id}  {_printable(row.filename)}  {state}" + (f" ({fmt})" if fmt else "")
+    lines = [head]
+    if state == "pending":
+        lines.append("  not picked up by the pipeline yet")
+    error = current.get("error")
+    if isinstance(error, dict) and error.get("code"):
+        kind = f" ({error['kind']})" if error.get("kind") else ""
+        lines.append(f"  error{kind}: {_error_text(error['code'], error.get('message'))}")
+    if current.get("deduplicated_from") is not None:
+        lines.append(f"  metadata copied from file {current['deduplicated_from']} (same content)")
+    message = error.get("message") if isinstance(error, dict) else None
+    for index, job in enumerate(jobs):
+        line = attempt_line(job, retried=index < len(jobs) - 1, now=now, shown_error=message)
+        lines.append(f"  {line}")
+    if stored is not None:
+        values = stored.metadata_ or {}
+        lines.append(
+            f"  {stored.format} metadata (extractor {stored.extractor_version}, "
+            f"extracted {_when(stored.extracted_at)}):"
+        )
+        key_values = metadata_lines(stored.format, values)
+        lines.extend(f"    {line}" for line in key_values)
+        if not key_values:
+            lines.append("    (no key values)")
+        for warning in stored.warnings or ():
+            text = _figure(warning, width=2000)
+            if text is not None:
+                lines.append(f"  warning: {text}")
+    return lines
 
 
 @click.command()
@@ -219,14 +449,8 @@ def status(file_id: int, as_json: bool) -> None:
     if as_json:
         emit_json(document)
     else:
-        click.echo(f"{row.id}\t{row.filename}\t{document['status']}")
-        for job in document["jobs"]:
-            error = f"\t{job['error']['code']}" if job["error"] else ""
-            click.echo(f"  attempt {job['attempt']}/{job['max_attempts']}\t{job['status']}{error}")
-        if stored is not None:
-            click.echo(
-                f"  {stored.format} metadata: {len(stored.metadata_)} keys, {len(stored.warnings)} warnings"
-            )
+        for line in status_lines(row, jobs, stored):
+            click.echo(line)
     if document["status"] == "failed":
         raise SystemExit(EXIT_FAILED)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,64 +10,132 @@ import click
 
 from extraction_pipeline.cli.common import (
     EXIT_FAILED,
+    EXIT_USAGE,
     emit_json,
     fail,
     load_settings,
     open_repository,
     operation_errors,
 )
+from extraction_pipeline.cli.instance import open_dagster_instance
+from extraction_pipeline.extraction.errors import FILE_FAULT_CODES
+from extraction_pipeline.persistence.repository import ACTIVE_STATUSES, status_of
 
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 
+# Failures that are the file's fault: the same bytes through the same installation can only fail
+# again, so `retry --failed` leaves them out unless --force (errors.FILE_FAULT_CODES). Every other
+# code (extractor_error, timeout, out_of_memory, crashed, storage_unavailable, database_unavailable,
+# an unknown one) is worth another try.
+# States `retry` takes a file from, without and with --force (queued and running files never).
+RETRY_STATUSES = ("failed", "cancelled")
+FORCE_RETRY_STATUSES = ("failed", "cancelled", "skipped", "succeeded")
 
-def _dagster_instance(required: bool) -> Any:
-    """The Dagster instance of ``DAGSTER_HOME`` (None when unset and not required)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        if required:
-            fail("DAGSTER_HOME is not set: point it at the folder of the Dagster instance (its dagster.yaml)")
-        return None
-    import dagster as dg
 
-    try:
-        return dg.DagsterInstance.get()
-    except Exception as exc:  # a broken dagster.yaml, an unreachable instance database
-        fail(
-            f"the Dagster instance in DAGSTER_HOME cannot be opened: {type(exc).__name__}: {exc}", EXIT_FAILED
-        )
+def _error_code(row: Any) -> str | None:
+    error = (row.extraction_status or {}).get("error") or {}
+    return error.get("code") if isinstance(error, dict) else None
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 @click.command()
 @click.argument("file_ids", nargs=-1, type=int)
-@click.option("--failed", "all_failed", is_flag=True, help="Every failed file.")
+@click.option(
+    "--failed",
+    "all_failed",
+    is_flag=True,
+    help="Every failed file that may succeed now; files at fault themselves (unsupported_format, "
+    "corrupt, encrypted, too_large) only with --force.",
+)
 @click.option("--cancelled", "all_cancelled", is_flag=True, help="Every cancelled file.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Re-extract even succeeded files (FILE_IDS) and failures that would fail again (--failed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-def retry(file_ids: tuple[int, ...], all_failed: bool, all_cancelled: bool, as_json: bool) -> None:
-    """Queue failed or cancelled files again (the sensor starts a new run for each)."""
+def retry(
+    file_ids: tuple[int, ...], all_failed: bool, all_cancelled: bool, force: bool, as_json: bool
+) -> None:
+    """Queue failed or cancelled files again (the sensor starts a new run for each).
+
+    --failed leaves out files that can only fail again because the file itself is at fault
+    (unsupported_format, corrupt, encrypted, too_large) and says how many; failures of the
+    installation or the environment (extractor_error, timeout, out_of_memory, crashed,
+    storage_unavailable, database_unavailable) are queued again. --force queues those files too
+    and re-extracts succeeded files given by id. Queued and running files are never queued twice.
+    """
     if not file_ids and not all_failed and not all_cancelled:
         fail("give file ids, --failed or --cancelled")
     settings = load_settings()
     repository = open_repository(settings)
+    reasons: dict[int, str] = {}  # file id -> why it was left alone
+    file_faults: dict[str, list[int]] = {}  # error code -> failed files left out by --failed
     with operation_errors():
         ids = set(file_ids)
         if all_failed:
-            ids.update(repository.ids_by_filter(status="failed"))
+            for row in repository.list_files(status="failed"):
+                code = _error_code(row)
+                if force or row.id in ids or code not in FILE_FAULT_CODES:
+                    ids.add(row.id)
+                else:
+                    file_faults.setdefault(str(code), []).append(row.id)
+                    reasons[row.id] = f"failed with {code}: the file itself is at fault, it would fail again"
         if all_cancelled:
             ids.update(repository.ids_by_filter(status="cancelled"))
-        known = {row.id for row in repository.list_files(ids=sorted(ids))} if ids else set()
-        requeued = repository.reset_to_pending(sorted(ids))
+        rows = {row.id: row for row in repository.list_files(ids=sorted(ids))} if ids else {}
+        statuses = FORCE_RETRY_STATUSES if force else RETRY_STATUSES
+        requeued = repository.reset_to_pending(sorted(ids), statuses=statuses)
     repository.dispose()
-    missing = sorted(ids - known)
-    skipped = sorted(known - set(requeued))
+    missing = sorted(ids - set(rows))
+    for file_id in sorted(set(rows) - set(requeued)):
+        state = status_of(rows[file_id])
+        if state in ACTIVE_STATUSES:
+            reasons[file_id] = f"{state}: already on its way"
+        elif state == "pending":
+            reasons[file_id] = "pending: not extracted yet, the pipeline picks it up"
+        elif state in FORCE_RETRY_STATUSES:
+            reasons[file_id] = f"{state}: --force re-extracts it"
+        else:
+            reasons[file_id] = f"{state}: cannot be queued again"
+    skipped = sorted(reasons)
     if as_json:
-        emit_json({"requeued": requeued, "skipped": skipped, "not_found": missing})
+        emit_json(
+            {
+                "requeued": requeued,
+                "skipped": skipped,
+                "not_found": missing,
+                "skipped_reasons": {str(file_id): reasons[file_id] for file_id in skipped},
+                "skipped_file_errors": dict(sorted(file_faults.items())),
+            }
+        )
     else:
-        click.echo(f"requeued {len(requeued)} file(s)" + (f": {requeued}" if requeued else ""))
-        if skipped:
-            click.echo(f"skipped {skipped}: not failed or cancelled", err=True)
+        click.echo(
+            f"requeued {_plural(len(requeued), 'file')}" + (f": {_id_list(requeued)}" if requeued else "")
+        )
+        fault_ids = sorted(file_id for found in file_faults.values() for file_id in found)
+        if fault_ids:
+            counts = ", ".join(f"{len(found)} {code}" for code, found in sorted(file_faults.items()))
+            click.echo(
+                f"skipped {_plural(len(fault_ids), 'failed file')} that can only fail again, the file "
+                f"itself is at fault ({counts}): {_id_list(fault_ids)}; --force queues them too",
+                err=True,
+            )
+        for file_id in skipped:
+            if file_id not in fault_ids:
+                click.echo(f"skipped file {file_id}: {reasons[file_id]}", err=True)
         if missing:
-            click.echo(f"no such file: {missing}", err=True)
+            click.echo(f"no such file: {_id_list(missing)}", err=True)
     if missing and not requeued:
-        raise SystemExit(2)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _id_list(ids: list[int], most: int = 20) -> str:
+    shown = ", ".join(map(str, ids[:most]))
+    return shown if len(ids) <= most else f"{shown} and {len(ids) - most} more"
 
 
 def _runs_for_file(instance: Any, file_id: int, run_id: str | None) -> list[Any]:
@@ -92,16 +159,21 @@ def _runs_for_file(instance: Any, file_id: int, run_id: str | None) -> list[Any]
 @click.argument("file_ids", nargs=-1, type=int, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
-    """Stop queued or running extractions; the files end ``cancelled``.
+    """Stop queued or running extractions; the files end cancelled.
 
-    A run that extracts only this file is terminated through the Dagster instance (DAGSTER_HOME);
-    a batched backfill run skips the cancelled file and goes on with the others.
+    A run that extracts only this file is terminated through the Dagster instance (DAGSTER_HOME,
+    else the quick start's); a batched backfill run skips the cancelled file and goes on with the
+    others. Exit code 0 when a file was cancelled, 1 when every file had finished already, 2 when
+    no file exists.
     """
     settings = load_settings()
     repository = open_repository(settings)
-    instance = _dagster_instance(required=False)
+    instance = open_dagster_instance(settings, required=False)
     with operation_errors():
         cancelled = repository.cancel_files(list(file_ids))
+        ids = [row.id for row in cancelled]
+        not_active = sorted(set(file_ids) - set(ids))
+        others = {row.id: row for row in repository.list_files(ids=not_active)} if not_active else {}
     terminated: list[str] = []
     if instance is not None:
         for row in cancelled:
@@ -112,21 +184,37 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
                 if not instance.run_coordinator.cancel_run(run.run_id):
                     instance.report_run_canceled(run, message="cancelled by `extraction-pipeline cancel`")
                 terminated.append(run.run_id)
+        instance.dispose()
     repository.dispose()
-    ids = [row.id for row in cancelled]
-    not_active = sorted(set(file_ids) - set(ids))
+    missing = [file_id for file_id in not_active if file_id not in others]
+    finished = {file_id: status_of(others[file_id]) for file_id in not_active if file_id in others}
     if as_json:
-        emit_json({"cancelled": ids, "terminated_runs": terminated, "not_cancelled": not_active})
+        emit_json(
+            {
+                "cancelled": ids,
+                "terminated_runs": terminated,
+                "not_cancelled": not_active,
+                "not_found": missing,
+                "finished": {str(file_id): state for file_id, state in finished.items()},
+            }
+        )
     else:
-        click.echo(f"cancelled {len(ids)} file(s)" + (f": {ids}" if ids else ""))
+        if ids:
+            click.echo(f"cancelled {_plural(len(ids), 'file')}: {_id_list(ids)}")
         if terminated:
-            click.echo(f"terminated runs: {', '.join(terminated)}", err=True)
-        if not_active:
-            click.echo(f"not cancelled (finished or unknown): {not_active}", err=True)
+            click.echo(f"terminated {_plural(len(terminated), 'run')}: {', '.join(terminated)}", err=True)
+        for file_id, state in finished.items():
+            click.echo(f"file {file_id} is {state}: nothing to cancel", err=True)
+        for file_id in missing:
+            click.echo(f"file {file_id} does not exist: nothing to cancel", err=True)
         if instance is None and ids:
             click.echo(
-                "DAGSTER_HOME is not set: runs were not terminated; they skip cancelled files", err=True
+                "no Dagster instance (DAGSTER_HOME is not set and there is no quick start instance): "
+                "runs were not terminated; they skip the cancelled files",
+                err=True,
             )
+    if not ids:
+        raise SystemExit(EXIT_FAILED if finished else EXIT_USAGE)
 
 
 def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
@@ -186,7 +274,7 @@ def backfill(
     if not (select_all or status or uploaded_before or outdated):
         fail("choose the files: --all, --status, --uploaded-before or --outdated")
     settings = load_settings()
-    instance = _dagster_instance(required=True)
+    instance = open_dagster_instance(settings)
     repository = open_repository(settings)
     with operation_errors():
         versions = None
@@ -209,6 +297,8 @@ def backfill(
         backfill_id = launch_backfill(instance, keys, title=f"extraction backfill of {len(keys)} file(s)")
     except Exception as exc:
         fail(f"the backfill could not be created: {type(exc).__name__}: {exc}", EXIT_FAILED)
+    finally:
+        instance.dispose()
     if as_json:
         emit_json({"backfill_id": backfill_id, "files": len(keys), "skipped": len(ids) - len(keys)})
     else:

@@ -144,6 +144,14 @@ def installed_poll_s() -> float | None:
     return getattr(loop, "poll_s", None)
 
 
+def check_dagster_daemon_args(args: Sequence[str]) -> None:
+    """Parse ``dagster-daemon run ARGS`` without running it: a bad option raises ``click.UsageError``
+    before anything slow (the doctor's checks) happens."""
+    from dagster._daemon.cli import run_command
+
+    run_command.make_context("extraction-pipeline daemon", list(args))
+
+
 def run_dagster_daemon(args: Sequence[str], poll_s: float) -> int:
     """``dagster-daemon run ARGS`` in this process, its backfill daemon polling every ``poll_s`` s.
 

@@ -17,7 +17,7 @@ from extraction_pipeline.settings import Settings
 def test_every_generated_sample_extracts_successfully(tmp_path: Path) -> None:
     paths = write_samples(tmp_path)
     envelopes = {p.name: extract_file(p) for p in paths}
-    assert {e.format for e in envelopes.values()} == {"pdf", "dxf", "ifc", "step"}
+    assert {e.format for e in envelopes.values()} == {"pdf", "dxf", "dwg", "ifc", "step"}
     assert all(e.status == "succeeded" for e in envelopes.values()), {
         n: e.error for n, e in envelopes.items()
     }
@@ -30,6 +30,10 @@ def test_every_generated_sample_extracts_successfully(tmp_path: Path) -> None:
         "First floor",
     ]
     assert envelopes["bracket.step"].metadata["solid_count"] == 1
+    drawing = envelopes["plant-room.dwg"].metadata
+    assert (drawing["dwg_version"], drawing["content_readable"]) == ("AC1015", True)
+    assert {"WALLS", "EQUIPMENT", "TITLE"} <= set(drawing["layer_names"])
+    assert drawing["entity_counts"] == {"LINE": 4, "CIRCLE": 1, "TEXT": 1}
 
 
 def test_prepare_uploads_samples_once_and_writes_an_embedded_instance(
@@ -46,9 +50,15 @@ def test_prepare_uploads_samples_once_and_writes_an_embedded_instance(
     repository = CloudFileRepository.from_url(settings.database_url)
     try:
         names = sorted(row.filename for row in repository.list_files())
-        assert names == ["bracket.step", "building.ifc", "plant-room.dxf", "specification.pdf"]
+        assert names == [
+            "bracket.step",
+            "building.ifc",
+            "plant-room.dwg",
+            "plant-room.dxf",
+            "specification.pdf",
+        ]
         prepare_quickstart(settings, samples=True)  # a second start uploads nothing more
-        assert repository.count_files() == 4
+        assert repository.count_files() == 5  # one sample per format
     finally:
         repository.dispose()
 

@@ -204,3 +204,34 @@ def test_bad_settings_are_a_usage_error(
     code, _, err = run("upload", str(sample_dir))
     assert code == 2
     assert "EXTRACTION_MAX_FILE_MB must be an integer" in err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_every_bad_path_is_reported_and_nothing_is_uploaded(
+    extraction_env: Path, sample_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, as_json: bool
+) -> None:
+    monkeypatch.setenv("EXTRACTION_MAX_FILE_MB", "1")
+    missing = tmp_path / "missing.pdf"
+    empty = tmp_path / "empty.dxf"
+    empty.write_bytes(b"")
+    empty_dir = tmp_path / "nothing-here"
+    empty_dir.mkdir()
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "ok.pdf").write_bytes(b"%PDF-1.4\n")
+    (folder / "huge.pdf").write_bytes(b"%PDF-1.4\n" + b"0" * (1024 * 1024 + 1))
+    good = sample_dir / "drawing.dxf"
+    args = [str(good), str(missing), str(empty), str(empty_dir), str(folder)]
+    code, out, err = run("upload", *args, *(["--json"] if as_json else []))
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == [
+        f"error: {missing}: no such file or directory",
+        f"error: {empty}: the file is empty (0 bytes)",
+        f"error: {empty_dir}: the directory has no files in it",
+        f"error: {folder / 'huge.pdf'}: 1048586 bytes is over the maximum upload size of 1 MiB "
+        "(EXTRACTION_MAX_FILE_MB)",
+    ]
+    assert blobs(extraction_env) == []
+    db = extraction_env / "extraction.db"
+    assert not db.exists() or rows(f"sqlite:///{db}") == []

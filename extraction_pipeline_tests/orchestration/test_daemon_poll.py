@@ -142,10 +142,11 @@ def run_daemon_command(*args: str, **env: str) -> subprocess.CompletedProcess[st
     )
 
 
-def test_daemon_command_needs_a_dagster_home() -> None:
-    result = run_daemon_command("-w", "workspace.yaml")
+def test_daemon_command_needs_a_dagster_home(tmp_path: Path) -> None:
+    # No DAGSTER_HOME and no quick start instance ($EXTRACTION_HOME/dagster) to fall back on.
+    result = run_daemon_command("-w", "workspace.yaml", EXTRACTION_HOME=str(tmp_path / "no-quickstart"))
     assert result.returncode == 2
-    assert "DAGSTER_HOME is not set" in result.stderr
+    assert "DAGSTER_HOME is not set" in result.stderr and "export DAGSTER_HOME=" in result.stderr
 
 
 def test_daemon_command_rejects_a_bad_option_or_dagster_home_in_one_line(tmp_path: Path) -> None:
