@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, func, null, or_, select, update
+from sqlalchemy import CursorResult, Engine, Table, func, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -173,7 +173,7 @@ class CloudFileRepository:
                         extraction_generation=generation + 1,
                     )
                 )
-                if result.rowcount:
+                if cast(CursorResult[Any], result).rowcount:
                     queued.append(item)
         return queued
 
@@ -356,7 +356,7 @@ class CloudFileRepository:
                 )
                 .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
             )
-            return result.rowcount or 0
+            return cast(CursorResult[Any], result).rowcount or 0
 
     def abandon_jobs_of_runs(
         self,
@@ -375,7 +375,7 @@ class CloudFileRepository:
                 )
                 .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
             )
-            return result.rowcount or 0
+            return cast(CursorResult[Any], result).rowcount or 0
 
     def run_jobs(self, file_ids: Iterable[int], run_ids: Iterable[str]) -> dict[int, ExtractionJob]:
         """The latest job row of each file written by one of ``run_ids`` (a run and its retries)."""
@@ -405,7 +405,7 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions.begin() as session:
             dialect = session.get_bind().dialect.name
             insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            table_ = CloudFileMetadata.__table__
+            table_ = cast(Table, CloudFileMetadata.__table__)
             query = select(CloudFile).where(CloudFile.id.in_(list(by_file))).order_by(CloudFile.id)
             rows = list(session.scalars(query.with_for_update()))
             jobs = {
@@ -459,7 +459,7 @@ class CloudFileRepository:
                     continue
                 previous = dict(row.extraction_status or {})
                 _apply_status(row, "cancelled", error=None)
-                row.extraction_status = {**row.extraction_status, "previous_run_id": previous.get("run_id")}
+                row.extraction_status = {**(row.extraction_status or {}), "previous_run_id": previous.get("run_id")}
                 changed.append(row)
             if changed:  # their open job rows, in one statement
                 session.execute(

@@ -427,7 +427,7 @@ def _placement_z(placement: Any) -> float | None:
         chain.append(matrix)
         placement = _attr(placement, "PlacementRelTo")
     # The origin in the innermost system, carried outwards through each parent.
-    point = (0.0, 0.0, 0.0)
+    point: tuple[float, ...] = (0.0, 0.0, 0.0)
     for matrix in chain:
         point = tuple(row[0] * point[0] + row[1] * point[1] + row[2] * point[2] + row[3] for row in matrix)
     return point[2] if math.isfinite(point[2]) else None
@@ -439,10 +439,11 @@ def _axis_matrix(axis: Any) -> Matrix | None:
     coordinates = _attr(_attr(axis, "Location"), "Coordinates")
     if not isinstance(coordinates, (list, tuple)) or not coordinates:
         return None
-    origin = [_number(c) for c in coordinates][:3]
-    if any(c is None for c in origin):
+    numbers = [_number(c) for c in coordinates][:3]
+    if any(c is None for c in numbers):
         return None
-    origin = [*origin, 0.0, 0.0][:3]
+    origin = [*(c for c in numbers if c is not None), 0.0, 0.0][:3]
+    z_axis: tuple[float, ...] | None
     if axis.is_a("IfcAxis2Placement3D"):
         z_axis = _direction(_attr(axis, "Axis"), (0.0, 0.0, 1.0))
     elif axis.is_a("IfcAxis2Placement2D"):
@@ -453,6 +454,8 @@ def _axis_matrix(axis: Any) -> Matrix | None:
     if z_axis is None or x_axis is None:
         return None
     z_axis = _unit(z_axis)
+    if z_axis is None:
+        return None
     dot = sum(a * b for a, b in zip(x_axis, z_axis, strict=True))
     x_axis = _unit(tuple(a - dot * b for a, b in zip(x_axis, z_axis, strict=True)))
     if z_axis is None or x_axis is None:
@@ -474,7 +477,7 @@ def _direction(entity: Any, default: tuple[float, float, float]) -> tuple[float,
     values = [_number(r) for r in ratios][:3]
     if any(v is None for v in values):
         return None
-    return tuple([*values, 0.0, 0.0][:3])
+    return tuple([*(v for v in values if v is not None), 0.0, 0.0][:3])
 
 
 def _unit(vector: tuple[float, ...] | None) -> tuple[float, ...] | None:
