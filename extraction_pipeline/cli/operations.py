@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +18,7 @@ from extraction_pipeline.cli.common import (
 )
 from extraction_pipeline.cli.instance import open_dagster_instance
 from extraction_pipeline.extraction.errors import FILE_FAULT_CODES
+from extraction_pipeline.orchestration.dagster_internals import PARTITION_TAG
 from extraction_pipeline.persistence.repository import ACTIVE_STATUSES, status_of
 
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
@@ -144,9 +144,7 @@ def _runs_for_file(instance: Any, file_id: int, run_id: str | None) -> list[Any]
     statuses = [dg.DagsterRunStatus[name] for name in ACTIVE_RUN_STATUSES]
     runs = {
         run.run_id: run
-        for run in instance.get_runs(
-            dg.RunsFilter(tags={"dagster/partition": str(file_id)}, statuses=statuses)
-        )
+        for run in instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: str(file_id)}, statuses=statuses))
     }
     if run_id and run_id not in runs:
         run = instance.get_run_by_id(run_id)
@@ -179,7 +177,7 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
         for row in cancelled:
             run_id = (row.extraction_status or {}).get("run_id")  # kept by the cancelled status
             for run in _runs_for_file(instance, row.id, run_id):
-                if run.tags.get("dagster/partition") != str(row.id):
+                if run.tags.get(PARTITION_TAG) != str(row.id):
                     continue  # a batch: the run skips the cancelled file
                 if not instance.run_coordinator.cancel_run(run.run_id):
                     instance.report_run_canceled(run, message="cancelled by `extraction-pipeline cancel`")
@@ -219,11 +217,9 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
 
 def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
     """Register ``keys`` as partitions and create a Dagster asset backfill for them (the daemon runs it)."""
-    from dagster._core.execution.backfill import PartitionBackfill
-    from dagster._core.utils import make_new_backfill_id
-
     from extraction_pipeline.definitions import defs
     from extraction_pipeline.orchestration.assets import ASSET_KEY
+    from extraction_pipeline.orchestration.dagster_internals import add_asset_partition_backfill
     from extraction_pipeline.orchestration.partitions import cloud_files_partitions
 
     name = cloud_files_partitions.name
@@ -231,22 +227,14 @@ def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
     new = [key for key in keys if key not in existing]
     for start in range(0, len(new), 10_000):
         instance.add_dynamic_partitions(name, new[start : start + 10_000])
-    backfill_id = make_new_backfill_id()
-    backfill = PartitionBackfill.from_asset_partitions(
-        backfill_id=backfill_id,
-        asset_graph=defs.resolve_asset_graph(),
-        partition_names=keys,
-        asset_selection=[ASSET_KEY],
-        backfill_timestamp=time.time(),
-        tags={},
-        dynamic_partitions_store=instance,
-        all_partitions=False,
+    return add_asset_partition_backfill(
+        instance,
+        defs,
+        [ASSET_KEY],
+        keys,
         title=title,
         description=f"{len(keys)} file(s), launched by `extraction-pipeline backfill`",
-        run_config=None,
     )
-    instance.add_backfill(backfill)
-    return backfill_id
 
 
 @click.command()

@@ -30,6 +30,7 @@ from typing import Any
 
 import dagster as dg
 
+from extraction_pipeline.orchestration.dagster_internals import CODE_VERSION_TAG
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.orchestration.summary import (
@@ -44,7 +45,6 @@ from extraction_pipeline.settings import Settings
 
 ASSET_KEY = dg.AssetKey("cloud_file_metadata")
 JOB_NAME = "extract_cloud_files"
-CODE_VERSION_TAG = "dagster/code_version"
 # Files written per transaction by ``materialize``.
 MATERIALIZE_CHUNK = 50
 
@@ -103,11 +103,9 @@ def cancel_on_termination(context: dg.OpExecutionContext, extraction: Extraction
     Dagster turns an interrupt inside a step that has a RetryPolicy into a retry (meant for
     preempted machines); a termination must stop the run instead, hence ``allow_retries=False``.
     """
-    from dagster._core.errors import DagsterExecutionInterruptedError
-
     try:
         yield
-    except (DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt) as exc:
         message = _cancel_unfinished_files(context, extraction)
         context.log.warning(message)
         raise dg.Failure(description=message, allow_retries=False) from exc

@@ -10,7 +10,8 @@ how it submits runs, cancels, retries and heartbeats) stays Dagster's, and a bac
 the UI profits alike.
 
 Only the backfill loop changes: the sensor, run queue, monitoring and run-retry daemons keep their
-own intervals (``dagster.yaml``).
+own intervals (``dagster.yaml``). The Dagster internals this needs (where the loop lives, the
+``dagster-daemon run`` command) are reached through ``dagster_internals.py``, like every other.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any
 
-# Where Dagster's BackfillDaemon finds its loop function (``BackfillDaemon.core_loop``).
-_LOOP_MODULE = "dagster._daemon.daemon"
-_LOOP_NAME = "execute_backfill_iteration_loop"
+from extraction_pipeline.orchestration import dagster_internals
 
 
 class PacedWaits:
@@ -113,13 +112,7 @@ def install_backfill_poll(poll_s: float) -> bool:
     Returns False, changing nothing, when this Dagster has no such loop to wrap (another version):
     the daemon then runs with Dagster's own pause.
     """
-    import importlib
-
-    try:
-        module = importlib.import_module(_LOOP_MODULE)
-    except ImportError:
-        return False
-    loop: Callable[..., Any] | None = getattr(module, _LOOP_NAME, None)
+    loop = dagster_internals.backfill_loop()
     if loop is None:
         return False
     original = getattr(loop, "dagster_loop", loop)
@@ -132,23 +125,18 @@ def install_backfill_poll(poll_s: float) -> bool:
 
     backfill_loop.dagster_loop = original  # type: ignore[attr-defined]  # installing twice wraps once
     backfill_loop.poll_s = poll_s  # type: ignore[attr-defined]
-    setattr(module, _LOOP_NAME, backfill_loop)
-    return True
+    return dagster_internals.replace_backfill_loop(backfill_loop)
 
 
 def installed_poll_s() -> float | None:
     """The pause installed by :func:`install_backfill_poll` in this process, None for Dagster's own."""
-    import importlib
-
-    loop = getattr(importlib.import_module(_LOOP_MODULE), _LOOP_NAME, None)
-    return getattr(loop, "poll_s", None)
+    return getattr(dagster_internals.backfill_loop(), "poll_s", None)
 
 
 def check_dagster_daemon_args(args: Sequence[str]) -> None:
     """Parse ``dagster-daemon run ARGS`` without running it: a bad option raises ``click.UsageError``
     before anything slow (the doctor's checks) happens."""
-    from dagster._daemon.cli import run_command
-
+    run_command = dagster_internals.dagster_daemon_run_command()
     run_command.make_context("extraction-pipeline daemon", list(args))
 
 
@@ -157,15 +145,14 @@ def run_dagster_daemon(args: Sequence[str], poll_s: float) -> int:
 
     Returns the exit code; a bad option raises ``click.UsageError`` (the caller reports it).
     """
-    from dagster._daemon.cli import run_command
-
+    run_command = dagster_internals.dagster_daemon_run_command()
     if not install_backfill_poll(poll_s):
         import logging
 
         logging.getLogger(__name__).warning(
             "this Dagster version has no %s.%s: backfills are picked up at Dagster's own pace",
-            _LOOP_MODULE,
-            _LOOP_NAME,
+            dagster_internals.BACKFILL_LOOP_MODULE,
+            dagster_internals.BACKFILL_LOOP_NAME,
         )
     result = run_command.main(args=list(args), prog_name="extraction-pipeline daemon", standalone_mode=False)
     return result if isinstance(result, int) else 0

@@ -18,6 +18,12 @@ from typing import Any
 import dagster as dg
 
 from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME
+from extraction_pipeline.orchestration.dagster_internals import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    WILL_RETRY_TAG,
+)
 from extraction_pipeline.orchestration.notify import notify
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions
 from extraction_pipeline.orchestration.resources import ExtractionResource
@@ -25,10 +31,6 @@ from extraction_pipeline.settings import Settings
 
 SENSOR_NAME = "cloud_files_sensor"
 FILE_ID_TAG = "extraction/file_id"
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-WILL_RETRY_TAG = "dagster/will_retry"
 
 
 def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
