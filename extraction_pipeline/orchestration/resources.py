@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from extraction_pipeline.settings import Settings
+from extraction_pipeline.settings import Settings, normalize_database_url
 
 if TYPE_CHECKING:
     from extraction_pipeline.extraction.envelope import Envelope
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 # One engine per database URL and process: sensor ticks run in a long-lived code server process.
 _repositories: dict[str, CloudFileRepository] = {}
 _repositories_lock = threading.Lock()
+# Guards the first build of a resource's settings (the environment is read once per instance).
+_settings_lock = threading.Lock()
 
 
 def shared_repository(url: str) -> CloudFileRepository:
@@ -48,8 +51,9 @@ def dispose_shared_repositories() -> None:
 class ExtractionResource(dg.ConfigurableResource):
     """Everything a run or a sensor needs from layers 1 and 2.
 
-    Unset fields come from the environment (``Settings.from_env``), read when the resource is used,
-    so secrets never end up in Dagster's run configuration.
+    Unset fields come from the environment (``Settings.from_env``), read once per resource instance
+    (the first time ``settings`` is used; Dagster builds a new instance for each run), so secrets
+    never end up in Dagster's run configuration.
     """
 
     database_url: str | None = None
@@ -59,16 +63,25 @@ class ExtractionResource(dg.ConfigurableResource):
     max_retries: int | None = None
     retry_delay_s: float | None = None
 
+    _settings: Any = PrivateAttr(default=None)
     _pool: Any = PrivateAttr(default=None)
     _pool_lock: Any = PrivateAttr(default=None)
 
     @property
     def settings(self) -> Settings:
+        """The environment's settings with this resource's fields on top, built on first use."""
+        settings = self._settings
+        if settings is None:
+            with _settings_lock:
+                settings = self._settings
+                if settings is None:
+                    settings = self._settings = self._read_settings()
+        return settings
+
+    def _read_settings(self) -> Settings:
         settings = Settings.from_env()
         overrides: dict[str, Any] = {}
         if self.database_url:
-            from extraction_pipeline.settings import normalize_database_url
-
             overrides["database_url"] = normalize_database_url(self.database_url)
         if self.storage_url:
             overrides["storage_url"] = self.storage_url
@@ -76,11 +89,7 @@ class ExtractionResource(dg.ConfigurableResource):
             overrides["max_retries"] = self.max_retries
         if self.retry_delay_s is not None:
             overrides["retry_delay_s"] = self.retry_delay_s
-        if overrides:
-            from dataclasses import replace
-
-            settings = replace(settings, **overrides)
-        return settings
+        return replace(settings, **overrides) if overrides else settings
 
     @property
     def repository(self) -> CloudFileRepository:
