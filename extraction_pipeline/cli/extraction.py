@@ -243,8 +243,9 @@ def extract(
     _configure_logging()
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+    except SettingsError as exc:  # one line, exit 2, as every other command says it
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
     files = collect_files(paths)
     overrides: dict[str, Any] = {}
     if timeout is not None:
@@ -263,6 +264,7 @@ def extract(
 
     results: list[dict[str, Any]] = []
     with WorkerPool.from_settings(settings, **overrides) as pool:
+        pool.prestart()  # the worker boots while this process loads the envelope machinery
         if size == 1:
             envelopes: Iterable[dict[str, Any]] = (one(pool, path) for path in files)
             executor = None
@@ -274,12 +276,13 @@ def extract(
                 results.append(data)
                 if not as_json:
                     click.echo(format_summary(data))
-        except BaseException:
-            pool.terminate()
-            raise
         finally:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
+            # Every file is done (or the command was interrupted): the workers hold no state, so
+            # they are killed rather than asked to exit (an orderly interpreter shutdown with the
+            # format libraries loaded costs 60-110 ms of a one-file extract).
+            pool.terminate()
 
     if as_json:
         document: Any = (

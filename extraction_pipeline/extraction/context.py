@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from extraction_pipeline.extraction.detect import Detection
 from extraction_pipeline.extraction.envelope import FormatMetadata
+from extraction_pipeline.extraction.limits import DEFAULT_MAX_FILE_BYTES
 
-DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+__all__ = ["DEFAULT_MAX_FILE_BYTES", "ExtractionContext", "FormatResult"]
 
 
 @dataclass(frozen=True)

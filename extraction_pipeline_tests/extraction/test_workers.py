@@ -383,3 +383,23 @@ def test_the_child_environment_keeps_only_what_a_worker_needs() -> None:
         "CSF_OCCTResourcePath": "/occ",
         "MALLOC_ARENA_MAX": "2",
     }
+
+
+def test_a_prestarted_worker_serves_the_first_file(tmp_path: Path) -> None:
+    with WorkerPool(startup_timeout_s=30) as pool:
+        pool.prestart()
+        deadline = time.monotonic() + 30
+        while not pool.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = pool.worker_pids()
+        assert len(started) == 1  # it booted before any file was asked for
+        assert served_by_same_worker(pool, tmp_path) == started[0]
+        pool.prestart()  # a live worker: nothing more is started
+        assert pool.worker_pids() == started
+
+
+def test_a_worker_that_cannot_prestart_is_reported_by_extract(tmp_path: Path) -> None:
+    with WorkerPool(preload=("extraction_pipeline_no_such_module",), startup_timeout_s=30) as pool:
+        pool.prestart()
+        envelope = pool.extract(plain_file(tmp_path))
+    assert envelope.error is not None and envelope.error.code == "extractor_error"
