@@ -12,7 +12,6 @@ inherit the environment; this process (the raw loop) keeps the real OpenCascade.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -28,16 +27,6 @@ from extraction_pipeline_tests.corpus import CORPUS_DIR, REPO_ROOT
 
 BENCH = REPO_ROOT / "bench" / "extract_overhead.py"
 STUB_MESSAGE = "OCP made unimportable by the bench test"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extract_overhead", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ positive numbers, and that its raw loops read the same facts as the project's ex
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,19 +14,7 @@ from types import ModuleType
 import pytest
 
 from extraction_pipeline.extraction.extract import extract_file
-from extraction_pipeline_tests.corpus import CORPUS_DIR, REPO_ROOT
-
-BENCH = REPO_ROOT / "bench" / "extract_overhead.py"
-
-
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("extract_overhead", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+from extraction_pipeline_tests.corpus import CORPUS_DIR
 
 
 @pytest.fixture(scope="module")

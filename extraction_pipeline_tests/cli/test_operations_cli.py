@@ -7,16 +7,13 @@ codes), or by real in-process runs of the asset where the test needs an extracti
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
-import pytest
 from click.testing import CliRunner
 
 from extraction_pipeline.cli import cli
 from extraction_pipeline.persistence.repository import NewFile
-from extraction_pipeline_tests.orchestration.conftest import App, _app, make_pdf, run
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 FILE_FAULTS = ("corrupt", "encrypted", "too_large", "unsupported_format")
 WORTH_RETRYING = (
@@ -32,27 +29,6 @@ WORTH_RETRYING = (
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cli_app(
-    request: pytest.FixtureRequest, extraction_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[App]:
-    """A migrated application database and blob store that the CLI uses; no Dagster instance."""
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    url = (
-        f"sqlite:///{tmp_path / 'app.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
-    for app in _app(url, tmp_path):
-        monkeypatch.setenv("EXTRACTION_DATABASE_URL", app.url)
-        monkeypatch.setenv("EXTRACTION_STORAGE_URL", app.storage_url)
-        yield app
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def add_row(app: App, name: str) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -21,7 +20,7 @@ from extraction_pipeline.cli import cli
 from extraction_pipeline.cli.extraction import format_summary
 from extraction_pipeline.cli.files import file_table
 from extraction_pipeline.persistence.repository import NewFile
-from extraction_pipeline_tests.orchestration.conftest import App, _app, make_pdf, run
+from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 
@@ -29,26 +28,6 @@ WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 def invoke(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cli_app(
-    request: pytest.FixtureRequest, extraction_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[App]:
-    """A migrated application database and blob store, which the CLI uses (EXTRACTION_* set)."""
-    url = (
-        f"sqlite:///{tmp_path / 'app.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    )
-    for app in _app(url, tmp_path):
-        monkeypatch.setenv("EXTRACTION_DATABASE_URL", app.url)
-        monkeypatch.setenv("EXTRACTION_STORAGE_URL", app.storage_url)
-        yield app
-
-
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def pdf_with_title_only() -> bytes:
