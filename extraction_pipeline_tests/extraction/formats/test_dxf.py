@@ -295,8 +295,8 @@ def test_julian_dates(julian: object, expected: str | None) -> None:
 
 
 def test_dwg_binary_header_dates_use_the_same_conversion() -> None:
-    from extraction_pipeline.extraction.formats import dwg
+    from extraction_pipeline.extraction.formats.dwg_properties import _julian_to_iso
 
-    assert dwg._julian_to_iso(2451545, 43_200_855) == "2000-01-01T12:00:01"
-    assert dwg._julian_to_iso(2451545, 86_400_000) is None  # more milliseconds than a day has
-    assert dwg._julian_to_iso(0, 0) is None
+    assert _julian_to_iso(2451545, 43_200_855) == "2000-01-01T12:00:01"
+    assert _julian_to_iso(2451545, 86_400_000) is None  # more milliseconds than a day has
+    assert _julian_to_iso(0, 0) is None
