@@ -24,7 +24,7 @@ It also measures ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --
 script next to ``sys.executable``, a generated 2-page PDF) in a fresh process, median of 5 runs
 after one untimed run; target <= 800 ms (``--no-cold`` leaves it out).
 
-    python bench/extract_overhead.py [--quick] [--json] [--corpus DIR] [--repeat N] [--no-cold]
+    python3 -m bench.extract_overhead [--quick] [--json] [--corpus DIR] [--repeat N] [--no-cold]
 
 Exit status: 0 when it ran and every file was read alike by both sides (a missed target is reported,
 not an error: this is a measurement), 1 when there are failures.
@@ -39,7 +39,6 @@ import math
 import os
 import re
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -149,53 +148,26 @@ def raw_dxf(path: Path) -> dict[str, Any]:
     }
 
 
-_EZDWG_VERSIONS = {"AC1012", "AC1014", "AC1015", "AC1018", "AC1021", "AC1024", "AC1027", "AC1032"}
-_DWG_PROPERTY_CODES = {1: "hyperlink_base", 2: "title", 3: "subject", 4: "author", 6: "comments"}
-_DWG_PROPERTY_CODES |= {7: "keywords", 8: "last_saved_by"}
-
-
 def raw_dwg(path: Path) -> dict[str, Any]:
-    data = path.read_bytes()
-    version = data[:6].decode("ascii", "replace")
-    number = int(version[2:]) if version[2:].isdigit() else 0
-    facts: dict[str, Any] = {"dwg_version": version, "codepage": None, "custom_properties": {}}
-    if number >= 1010 and len(data) >= 0x19:
-        facts["codepage"] = struct.unpack_from("<H", data, 0x13)[0]
-    codec = "cp1252"
-    if number >= 1018:  # SummaryInfo: 8 strings, editing time, dates, custom properties
-        pos = struct.unpack_from("<I", data, 0x20)[0]
-        wide = number >= 1021
+    """ezdwg reads the version, the layers and the entities. It has no reader for the codepage or the
+    drawing properties (SummaryInfo from R2004, the DWGPROPS xrecord before), so those come from the
+    project's own header reader, as in the extractor."""
+    import ezdwg
 
-        def string() -> str:
-            nonlocal pos
-            (length,) = struct.unpack_from("<H", data, pos)
-            size = 2 * length if wide else length
-            raw = data[pos + 2 : pos + 2 + size]
-            pos += 2 + size
-            return raw.decode("utf-16-le" if wide else codec, "replace").rstrip("\x00")
+    from extraction_pipeline.extraction.formats.dwg import EZDWG_VERSIONS, read_header, read_properties
 
-        keys = (
-            "title",
-            "subject",
-            "author",
-            "keywords",
-            "comments",
-            "last_saved_by",
-            "revision",
-            "hyperlink_base",
-        )
-        facts.update({key: string() for key in keys})
-        pos += 24
-        (count,) = struct.unpack_from("<H", data, pos)
-        pos += 2
-        for _ in range(min(count, 1000)):
-            name = string()
-            facts["custom_properties"][name] = string()
-    elif number >= 1010:  # DWGPROPS xrecord in the bit-aligned object stream
-        facts.update(_raw_dwgprops(data, codec))
-    if version in _EZDWG_VERSIONS:
-        import ezdwg
-
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        header = read_header(handle.read(0x100), size)
+    properties = read_properties(path, header, size, [])
+    version = ezdwg.raw.detect_version(str(path))
+    facts: dict[str, Any] = {
+        "dwg_version": version,
+        "codepage": header.codepage_number,
+        **properties.values,
+        "custom_properties": properties.custom,
+    }
+    if version in EZDWG_VERSIONS:
         ezdwg.clear_decode_caches()  # caches are keyed by path: a real reader cannot rely on them
         try:
             doc = ezdwg.read(str(path))
@@ -206,41 +178,6 @@ def raw_dwg(path: Path) -> dict[str, Any]:
         finally:
             ezdwg.clear_decode_caches()
     return facts
-
-
-def _raw_dwgprops(data: bytes, codec: str) -> dict[str, str]:
-    marker = b"DWGPROPS COOKIE"
-    for shift in range(8):
-        needle = (
-            marker
-            if shift == 0
-            else bytes(((marker[j - 1] << (8 - shift)) | (marker[j] >> shift)) & 0xFF for j in range(1, 15))
-        )
-        pos = data.find(needle)
-        if pos < 0:
-            continue
-        bit = 8 * (pos if shift == 0 else pos - 1) + shift - 40
-        if bit < 0:
-            continue
-        window = data[bit // 8 : bit // 8 + 65537]
-        if bit % 8:
-            number = int.from_bytes(window, "big") << (bit % 8)
-            window = (number & ((1 << (8 * len(window))) - 1)).to_bytes(len(window), "big")[:-1]
-        found: dict[str, str] = {}
-        at = 0
-        seen_cookie = False
-        while at + 5 <= len(window):
-            code, length = struct.unpack_from("<HH", window, at)
-            if not (0 <= code <= 9 or 300 <= code <= 309):
-                break
-            text = window[at + 5 : at + 5 + length].decode(codec, "replace")
-            at += 5 + length
-            if code == 1 and not seen_cookie:
-                seen_cookie = True
-            elif code in _DWG_PROPERTY_CODES:
-                found.setdefault(_DWG_PROPERTY_CODES[code], text)
-        return found
-    return {}
 
 
 def raw_ifc(path: Path) -> dict[str, Any]:
@@ -808,7 +745,7 @@ def breakdown(files: list[Path], repeat: int) -> dict[str, dict[str, float]]:
         t3 = clock()
         envelope = Envelope(
             file=info,
-            format=detection.format.value,
+            format=str(detection.format),
             variant=result.variant or detection.variant,
             extension_matches=detection.extension_matches,
             status="succeeded",

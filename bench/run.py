@@ -1,6 +1,6 @@
 """The project's performance in one command, on real PostgreSQL and a real ``dagster-daemon``.
 
-    python bench/run.py [--quick] [--json] [--corpus DIR] [--env NAME=VALUE ...] [--keep-going]
+    python3 -m bench.run [--quick] [--json] [--corpus DIR] [--env NAME=VALUE ...] [--keep-going]
 
 It generates a mixed corpus (PDF, DXF, IFC and STEP written with the libraries in several sizes,
 DWG copied from ``../shared/corpus`` when present), creates two fresh PostgreSQL databases (the
@@ -48,8 +48,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import extract_overhead as overhead  # noqa: E402  (bench/ is not a package)
+if __package__:  # python3 -m bench.run, or imported as bench.run
+    from bench import extract_overhead as overhead
+else:  # python3 bench/run.py: Python puts the script's folder, bench/, first on sys.path
+    import extract_overhead as overhead  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get(

@@ -7,22 +7,19 @@ and ``--json`` prints one object with every key of the performance table.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from bench import run
 from extraction_pipeline.settings import Settings
 from extraction_pipeline_tests.conftest import require_postgres
-from extraction_pipeline_tests.corpus import REPO_ROOT
 
 pytestmark = pytest.mark.postgres
 
-RUN = REPO_ROOT / "bench" / "run.py"
 KEYS = {
     "extract_overhead_ratio",
     "backfill_files_per_s",
@@ -39,12 +36,7 @@ KEYS = {
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_run", RUN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return run
 
 
 def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_path: Path) -> None:

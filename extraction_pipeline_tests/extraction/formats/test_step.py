@@ -380,7 +380,7 @@ def test_renamed_fixture_keeps_format_and_status(step_files, tmp_path):
 
 def test_an_opencascade_allocation_failure_is_out_of_memory_not_corrupt() -> None:
     """Near the worker's memory cap OpenCascade logs a failed malloc: that is no fault of the file."""
-    from extraction_pipeline.extraction.formats import step
+    from extraction_pipeline.extraction.formats import step_geometry as step
 
     failure = step._unreadable("cannot read", ["Standard_MMgrRaw::Allocate(): malloc failed"])
     assert isinstance(failure, MemoryError)
