@@ -1,7 +1,7 @@
 """Small sample documents for the quick start, built with the format libraries themselves.
 
 No file is shipped: a PDF, a DXF drawing with a title block, a DWG floor plan, an IFC building
-model and a STEP part are generated into a folder, so a newcomer sees every extractor succeed
+model and a STEP part (the writers the table of formats names) are generated into a folder, so a newcomer sees every extractor succeed
 (``extraction-pipeline doctor`` extracts the same samples to check an installation).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -134,16 +134,19 @@ def write_step(path: Path) -> Path:
     return path
 
 
-WRITERS = {
-    "specification.pdf": write_pdf,
-    "plant-room.dxf": write_dxf,
-    "plant-room.dwg": write_dwg,
-    "building.ifc": write_ifc,
-    "bracket.step": write_step,
-}
+def sample_writers() -> dict[str, Callable[[Path], Path]]:
+    """Sample file name -> its writer, one per format of the table of formats that has a sample
+    (``FormatSpec.sample_file``, ``sample_writer``)."""
+    from extraction_pipeline.extraction import format_table
+
+    return {
+        spec.sample_file: format_table.resolve(spec.sample_writer)
+        for spec in format_table.formats()
+        if spec.sample_file and spec.sample_writer
+    }
 
 
 def write_samples(folder: Path) -> list[Path]:
     """Write one sample per format into ``folder``; returns their paths."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [writer(folder / name) for name, writer in WRITERS.items()]
+    return [writer(folder / name) for name, writer in sample_writers().items()]

@@ -30,26 +30,31 @@ from extraction_pipeline.settings import Settings
 if TYPE_CHECKING:
     from extraction_pipeline.extraction.workers import WorkerPool
 
-# Format -> (sample file name of samples.WRITERS, the distributions that provide its library).
-FORMAT_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "pdf": ("specification.pdf", ("pymupdf",)),
-    "dxf": ("plant-room.dxf", ("ezdxf",)),
-    "dwg": ("plant-room.dwg", ("ezdwg",)),
-    "ifc": ("building.ifc", ("ifcopenshell",)),
-    "step": ("bracket.step", ("cadquery-ocp-novtk", "cadquery-ocp")),
-}
+
+def format_checks() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Format -> (its sample's file name, the distributions that provide its library): every format
+    of the table of formats that has a sample."""
+    from extraction_pipeline.extraction import format_table
+
+    return {
+        spec.name: (spec.sample_file, spec.distributions or (spec.name,))
+        for spec in format_table.formats()
+        if spec.sample_file
+    }
+
 
 # Writes each sample on its own, so that one broken library fails only its own format.
 _SAMPLE_PROGRAM = """\
 import json, sys, contextlib, io
 from pathlib import Path
-from extraction_pipeline.samples import WRITERS
+from extraction_pipeline.samples import sample_writers
 folder, names = Path(sys.argv[1]), json.loads(sys.argv[2])
+writers = sample_writers()
 errors = {}
 for name in names:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            WRITERS[name](folder / name)
+            writers[name](folder / name)
     except BaseException as exc:
         errors[name] = f"{type(exc).__name__}: {exc}"[:500]
 print(json.dumps(errors))
@@ -73,13 +78,17 @@ def _library_version(distributions: tuple[str, ...]) -> str:
     return f"{distributions[0]} (not installed)"
 
 
-def check_formats(settings: Settings, formats: tuple[str, ...] = tuple(FORMAT_CHECKS)) -> list[Check]:
-    """Generate one sample per format and extract it in the isolated worker, as the pipeline does."""
+def check_formats(settings: Settings, formats: tuple[str, ...] | None = None) -> list[Check]:
+    """Generate one sample per format (default: all) and extract it in the isolated worker, as the
+    pipeline does."""
     from extraction_pipeline.extraction.workers import WorkerPool
+
+    checks_of = format_checks()
+    formats = tuple(checks_of) if formats is None else formats
 
     with tempfile.TemporaryDirectory(prefix="extraction-doctor-") as tmp:
         folder = Path(tmp)
-        names = [FORMAT_CHECKS[fmt][0] for fmt in formats]
+        names = [checks_of[fmt][0] for fmt in formats]
         try:
             completed = subprocess.run(
                 [sys.executable, "-c", _SAMPLE_PROGRAM, str(folder), json.dumps(names)],
@@ -97,12 +106,16 @@ def check_formats(settings: Settings, formats: tuple[str, ...] = tuple(FORMAT_CH
             return [Check(fmt, False, f"the samples could not be generated: {reason}") for fmt in formats]
         size = min(2, len(formats))
         with WorkerPool.from_settings(settings, size=size) as pool, ThreadPoolExecutor(size) as threads:
-            checks = list(threads.map(lambda fmt: _extract_sample(pool, folder, fmt, errors), formats))
+            checks = list(
+                threads.map(lambda fmt: _extract_sample(pool, folder, fmt, checks_of[fmt], errors), formats)
+            )
     return checks
 
 
-def _extract_sample(pool: WorkerPool, folder: Path, fmt: str, errors: dict[str, str]) -> Check:
-    name, distributions = FORMAT_CHECKS[fmt]
+def _extract_sample(
+    pool: WorkerPool, folder: Path, fmt: str, check: tuple[str, tuple[str, ...]], errors: dict[str, str]
+) -> Check:
+    name, distributions = check
     library = _library_version(distributions)
     if name in errors:
         return Check(fmt, False, f"{library}: writing a sample failed: {errors[name]}")

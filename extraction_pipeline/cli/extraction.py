@@ -13,57 +13,9 @@ from typing import Any, Union
 
 import click
 
+from extraction_pipeline.extraction import format_table
+
 log = logging.getLogger(__name__)
-
-# What the human-readable summary shows per format: (metadata key, label).
-_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "pdf": (
-        ("pdf_version", "version"),
-        ("page_count", "pages"),
-        ("title", "title"),
-        ("author", "author"),
-        ("encrypted", "encrypted"),
-        ("text_chars", "text characters"),
-        ("image_count", "images"),
-    ),
-    "dxf": (
-        ("dxf_version", "version"),
-        ("release", "release"),
-        ("units", "units"),
-        ("layer_names", "layers"),
-        ("block_names", "blocks"),
-        ("entity_counts", "entities"),
-        ("text_count", "texts"),
-    ),
-    "dwg": (
-        ("dwg_version", "version"),
-        ("release", "release"),
-        ("title", "title"),
-        ("author", "author"),
-        ("layer_names", "layers"),
-        ("entity_counts", "entities"),
-        ("content_readable", "content readable"),
-    ),
-    "ifc": (
-        ("schema", "schema"),
-        ("project_name", "project"),
-        ("originating_system", "authoring tool"),
-        ("buildings", "buildings"),
-        ("storeys", "storeys"),
-        ("element_counts", "elements"),
-        ("length_unit", "length unit"),
-    ),
-    "step": (
-        ("file_schema", "schema"),
-        ("application_protocol", "protocol"),
-        ("originating_system", "authoring tool"),
-        ("parts", "parts"),
-        ("solid_count", "solids"),
-        ("face_count", "faces"),
-        ("length_unit", "length unit"),
-    ),
-}
-
 
 # --------------------------------------------------------------------------------------------
 # extract
@@ -192,7 +144,10 @@ def format_summary(envelope: dict[str, Any]) -> str:
     if not envelope.get("extension_matches", True) and fmt != "unknown":
         lines.append("  the file name extension does not match the content")
     metadata = envelope.get("metadata") or {}
-    for key, label in _FIGURES.get(fmt, ()):
+    # What it shows per format: the format's ``summary`` in the table of formats.
+    spec = format_table.find(fmt)
+    for fact in spec.summary if spec is not None else ():
+        label, key = fact.label, fact.keys[0]
         shown = _figure(metadata.get(key))
         if shown is not None:
             lines.append(f"  {label}: {shown}")

@@ -8,11 +8,16 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from extraction_pipeline.extraction import format_table
+from extraction_pipeline.extraction.formats import step_header
+
 # How much of the head of a file detection reads. STEP/IFC headers may carry long
 # comments before FILE_SCHEMA; 256 KiB covers every real header seen so far.
 HEAD_BYTES = 256 * 1024
 
 
+# The formats detection's own sniffers tell apart, named as in the table of formats
+# (``Format.PDF == "pdf"``); a format added to the table is recognised by its ``magic`` instead.
 class Format(enum.StrEnum):
     PDF = "pdf"
     DXF = "dxf"
@@ -22,26 +27,19 @@ class Format(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-EXTENSIONS: dict[str, Format] = {
-    ".pdf": Format.PDF,
-    ".dxf": Format.DXF,
-    ".dwg": Format.DWG,
-    ".ifc": Format.IFC,
-    ".ifczip": Format.IFC,
-    ".ifcxml": Format.IFC,
-    ".stp": Format.STEP,
-    ".step": Format.STEP,
-    ".p21": Format.STEP,
-}
-# The names of a STEP model, also inside a zip archive.
-STEP_SUFFIXES = tuple(suffix for suffix, fmt in EXTENSIONS.items() if fmt is Format.STEP)
+# The names of a STEP model, also inside a zip archive (the STEP extensions of the table of formats,
+# which also gives every other format's extensions).
+STEP_SUFFIXES: tuple[str, ...] = next(
+    spec.extensions for spec in format_table.BUILTIN_FORMATS if spec.name == "step"
+)
 
 
 @dataclass(frozen=True)
 class Detection:
     """What the bytes say a file is."""
 
-    format: Format
+    # A ``Format`` member, or the name of a registered format (``format_table.register_format``).
+    format: str
     variant: str | None = None
     extension_matches: bool = True
     warnings: tuple[str, ...] = ()
@@ -52,9 +50,6 @@ class Detection:
 _BINARY_DXF_SENTINEL = b"AutoCAD Binary DXF\r\n\x1a\x00"
 _DWG_VERSION = re.compile(rb"^(?:AC\d\.\d{1,2}|AC10\d\d|MC0\.0)")
 _STEP_MAGIC = b"ISO-10303-21;"
-_STEP_COMMENT = re.compile(rb"/\*.*?\*/", re.S)
-_FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\((.*?)\)\s*\)\s*;", re.S)
-_STEP_STRING = re.compile(rb"'((?:[^']|'')*)'")
 _XML_ROOT = re.compile(rb"<([A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s>/]")
 
 
@@ -79,15 +74,17 @@ def detect_format(path: str | Path, filename: str | None = None) -> Detection:
         head = handle.read(HEAD_BYTES)
     name = filename if filename is not None else path.name
     extension = Path(name).suffix.lower()
-    by_extension = EXTENSIONS.get(extension)
+    by_extension = format_table.format_for_extension(extension)
 
     detection = _sniff(path, head, by_extension)
+    if detection.format == Format.UNKNOWN and (registered := format_table.format_for_magic(head)):
+        detection = Detection(registered)
     matches = by_extension is not None and by_extension == detection.format
     warnings = list(detection.warnings)
-    if not matches and detection.format is not Format.UNKNOWN:
+    if not matches and detection.format != Format.UNKNOWN:
         shown = extension or "no extension"
         warnings.append(
-            f"file name extension ({shown}) does not match the content, which is {detection.format.value}"
+            f"file name extension ({shown}) does not match the content, which is {detection.format}"
         )
     return Detection(
         format=detection.format,
@@ -98,7 +95,7 @@ def detect_format(path: str | Path, filename: str | None = None) -> Detection:
     )
 
 
-def _sniff(path: Path, head: bytes, by_extension: Format | None) -> Detection:
+def _sniff(path: Path, head: bytes, by_extension: str | None) -> Detection:
     if b"%PDF-" in head[:1024]:
         return Detection(Format.PDF)
     if head.startswith(_BINARY_DXF_SENTINEL):
@@ -117,18 +114,13 @@ def _sniff(path: Path, head: bytes, by_extension: Format | None) -> Detection:
     return Detection(Format.UNKNOWN)
 
 
-def _sniff_step(head: bytes, by_extension: Format | None) -> Detection:
-    text = _STEP_COMMENT.sub(b" ", head)
-    match = _FILE_SCHEMA.search(text)
-    schemas = (
-        [s.replace(b"''", b"'").decode("latin-1").strip() for s in _STEP_STRING.findall(match.group(1))]
-        if match
-        else []
-    )
+def _sniff_step(head: bytes, by_extension: str | None) -> Detection:
+    # The STEP extractor's own header tokenizer (standard library only: no OCP in the parent).
+    schemas = [s.strip() for s in step_header.file_schemas(step_header.parse_header_entities(head))]
     schema = schemas[0] if schemas else None
     if schema is None:
         # No readable schema: the extension breaks the tie, STEP otherwise.
-        fmt = Format.IFC if by_extension is Format.IFC else Format.STEP
+        fmt = Format.IFC if by_extension == Format.IFC else Format.STEP
         variant = "spf" if fmt is Format.IFC else None
         return Detection(fmt, variant, warnings=("FILE_SCHEMA could not be read from the header",))
     if schema.upper().startswith("IFC"):

@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
+from extraction_pipeline.extraction import format_table
 from extraction_pipeline.extraction.errors import ErrorKind, ExtractionError
 
-FormatName = Literal["pdf", "dxf", "dwg", "ifc", "step", "unknown"]
+
+def _known_format(value: str) -> str:
+    names = format_table.format_names(unknown=True)
+    if value not in names:
+        quoted = [repr(name) for name in names]
+        expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}"  # as pydantic says it of a Literal
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return value
+
+
+class _FormatEnum:
+    """The JSON Schema of ``format``: the enum of the table's names and ``"unknown"``, read when the
+    schema is generated (a format registered later is in it)."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"enum": list(format_table.format_names(unknown=True)), "type": "string"}
+
+
+# The envelope's ``format``: a name of the table of formats (``format_table``) or ``"unknown"``.
+# Checked against the table when validated, so that a registered format is accepted too.
+FormatName = Annotated[str, AfterValidator(_known_format), _FormatEnum]
 
 
 class FileInfo(BaseModel):

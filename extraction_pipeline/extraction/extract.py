@@ -9,6 +9,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from extraction_pipeline.extraction import format_table
 from extraction_pipeline.extraction.context import DEFAULT_MAX_FILE_BYTES, ExtractionContext
 from extraction_pipeline.extraction.detect import Detection, Format, detect_format
 from extraction_pipeline.extraction.envelope import Envelope, ErrorInfo, ExtractorInfo, FileInfo
@@ -67,14 +68,14 @@ def extract_file(
         warnings.extend(detection.warnings)
         module = extractor_for(detection.format)
         if module is None:
-            raise UnsupportedFormat("the content is not PDF, DXF, DWG, IFC or STEP")
+            raise UnsupportedFormat(f"the content is not {format_table.supported_formats_text()}")
         extractor = ExtractorInfo(name=module.NAME, version=module.VERSION)
         context = ExtractionContext(detection=detection, filename=name, max_bytes=max_bytes)
         result = module.extract(path, context)
         warnings.extend(result.warnings)
         return Envelope(
             file=info,
-            format=detection.format.value,
+            format=str(detection.format),
             variant=result.variant if result.variant is not None else detection.variant,
             extension_matches=detection.extension_matches,
             status="succeeded",
@@ -109,7 +110,7 @@ def failed_envelope(
     """The envelope of a file that could not be extracted: what is known of it, and why."""
     return Envelope(
         file=info,
-        format=detection.format.value,
+        format=str(detection.format),
         variant=detection.variant,
         extension_matches=detection.extension_matches,
         status="failed",

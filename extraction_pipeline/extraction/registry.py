@@ -1,13 +1,15 @@
-"""Which extractor reads which format. Adding a format = a module under formats/ and one line here."""
+"""Which extractor reads which format: the modules named by the table of formats (``format_table``).
+
+Adding a format = a module under formats/ and its ``FormatSpec`` in ``format_table.py``.
+"""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Protocol, cast
 
+from extraction_pipeline.extraction import format_table
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
-from extraction_pipeline.extraction.detect import Format
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
@@ -19,22 +21,18 @@ class FormatExtractor(Protocol):
     def extract(self, path: Path, context: ExtractionContext) -> FormatResult: ...
 
 
-# Format -> the module under formats/ that reads it. Modules are imported on first use, so a
-# one-file `extract` (and its worker) loads one extractor, not five.
-EXTRACTOR_MODULES: dict[Format, str] = {
-    Format.PDF: "pdf",
-    Format.DXF: "dxf",
-    Format.DWG: "dwg",
-    Format.IFC: "ifc",
-    Format.STEP: "step",
-}
+def extractor_modules() -> dict[str, str]:
+    """Format -> the module that reads it. Modules are imported on first use, so a one-file
+    `extract` (and its worker) loads one extractor, not every one."""
+    return {spec.name: spec.module for spec in format_table.formats()}
 
 
-def extractor_for(fmt: Format) -> FormatExtractor | None:
-    name = EXTRACTOR_MODULES.get(fmt)
-    if name is None:
+def extractor_for(fmt: str) -> FormatExtractor | None:
+    """The extractor module of ``fmt`` (imported now), or None for ``unknown``."""
+    spec = format_table.find(fmt)
+    if spec is None:
         return None
-    return cast(FormatExtractor, importlib.import_module(f"extraction_pipeline.extraction.formats.{name}"))
+    return cast(FormatExtractor, spec.extractor())
 
 
 def extractor_versions() -> dict[str, str]:
@@ -43,18 +41,13 @@ def extractor_versions() -> dict[str, str]:
 
 
 def metadata_models() -> dict[str, type[FormatMetadata]]:
-    """Each format's metadata model (the ``FormatMetadata`` subclass its module defines)."""
+    """Each format's metadata model (``FormatSpec.metadata_model``, imported now)."""
     models: dict[str, type[FormatMetadata]] = {}
-    for fmt in EXTRACTOR_MODULES:
-        module = extractor_for(fmt)
-        for value in vars(module).values():
-            if (
-                isinstance(value, type)
-                and issubclass(value, FormatMetadata)
-                and value.__module__ == getattr(module, "__name__", None)
-            ):
-                models[fmt.value] = value
-                break
+    for spec in format_table.formats():
+        model = spec.metadata_class()
+        if not (isinstance(model, type) and issubclass(model, FormatMetadata)):
+            raise TypeError(f"{spec.metadata_model} is not a FormatMetadata model")
+        models[spec.name] = model
     return models
 
 

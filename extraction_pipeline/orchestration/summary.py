@@ -27,33 +27,9 @@ from typing import Any
 
 import dagster as dg
 
+from extraction_pipeline.extraction import format_table
+from extraction_pipeline.extraction.format_table import Fact as FactSpec
 from extraction_pipeline.orchestration.notify import failure_hint
-
-# Per format: (label, metadata key, how to reduce it) for the figures worth a glance (also kept on
-# the job row by ``job_summary``).
-_FIGURES: dict[str, list[tuple[str, str, str]]] = {
-    "pdf": [
-        ("pages", "page_count", "value"),
-        ("images", "image_count", "value"),
-        ("text chars", "text_chars", "value"),
-    ],
-    "dxf": [
-        ("layers", "layer_names", "len"),
-        ("entities", "entity_counts", "sum"),
-        ("texts", "text_count", "value"),
-    ],
-    "dwg": [("layers", "layer_names", "len"), ("entities", "entity_counts", "sum")],
-    "ifc": [
-        ("elements", "element_counts", "sum"),
-        ("storeys", "storeys", "len"),
-        ("property sets", "property_set_count", "value"),
-    ],
-    "step": [
-        ("solids", "solid_count", "value"),
-        ("faces", "face_count", "value"),
-        ("volume mm3", "volume_mm3", "value"),
-    ],
-}
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 # Shown for a fact the file does not have (a PDF without title, a drawing without units).
@@ -94,8 +70,12 @@ def code_span(text: object) -> str:
 
 
 def key_figures(fmt: str, metadata: dict[str, Any]) -> dict[str, int | float]:
+    """The format's ``figures`` (table of formats): "value" a number, "len" a list's or a map's
+    size, "sum" the total of a map of counts."""
+    spec = format_table.find(fmt)
     figures: dict[str, int | float] = {}
-    for label, key, how in _FIGURES.get(fmt, []):
+    for fact in spec.figures if spec is not None else ():
+        label, key, how = fact.label, fact.keys[0], fact.show
         value = metadata.get(key)
         if value is None:
             continue
@@ -205,76 +185,49 @@ def _part_names(parts: Any) -> list[str]:
     return names
 
 
-def _pdf(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
-    return [
-        ("title", _text(m.get("title"))),
-        ("author", _text(m.get("author"))),
-        ("pdf_version", _text(m.get("pdf_version"))),
-        ("pages", _number(m.get("page_count"))),
-        ("images", _number(m.get("image_count"))),
-        ("text_chars", _number(m.get("text_chars"))),
-    ]
-
-
-def _drawing(version_key: str) -> Callable[[dict[str, Any]], list[tuple[str, Fact | None]]]:
-    def facts(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
-        rows: list[tuple[str, Fact | None]] = [("version", _version(m.get(version_key), m.get("release")))]
-        if "units" in m:  # DWG: only when the extractor reports the drawing units
-            rows.append(("units", _text(m.get("units"))))
-        rows += [
-            ("layer_names", _text(m.get("layer_names"))),
-            ("layers", _count(m.get("layer_names"))),
-            ("entities", _total(m.get("entity_counts"))),
-        ]
-        if "text_count" in m:
-            rows.append(("texts", _number(m.get("text_count"))))
-        for key in ("title", "author"):  # DWG drawing properties, when set
-            if m.get(key):
-                rows.append((key, _text(m[key])))
-        return rows
-
-    return facts
-
-
-def _ifc(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
-    return [
-        ("schema", _text(m.get("schema") or m.get("schema_identifier"))),
-        ("project", _text(m.get("project_name"))),
-        ("storeys", _text(m.get("storeys"))),
-        ("storey_count", _count(m.get("storeys"))),
-        ("elements", _total(m.get("element_counts"))),
-        ("property_sets", _number(m.get("property_set_count"))),
-    ]
-
-
-def _step(m: dict[str, Any]) -> list[tuple[str, Fact | None]]:
-    names = _part_names(m.get("parts"))
-    return [
-        ("parts", _join(names)),
-        ("part_count", len(names)),
-        ("volume_mm3", _rounded(m.get("volume_mm3"))),
-        ("bbox_mm", _bbox(m.get("bbox_mm")) if m.get("bbox_mm") else NONE),
-        ("unit", _text(m.get("length_unit"))),
-        ("solids", _number(m.get("solid_count"))),
-        ("faces", _number(m.get("face_count"))),
-    ]
-
-
-_FACTS: dict[str, Callable[[dict[str, Any]], list[tuple[str, Fact | None]]]] = {
-    "pdf": _pdf,
-    "dxf": _drawing("dxf_version"),
-    "dwg": _drawing("dwg_version"),
-    "ifc": _ifc,
-    "step": _step,
+# How the table of formats' ``facts`` are shown: ``show`` name -> the fact from the value(s) of its
+# metadata key(s).
+_SHOW: dict[str, Callable[[list[Any]], Fact | None]] = {
+    "text": lambda values: _text(_first(values)),
+    "number": lambda values: _number(_first(values)),
+    "rounded": lambda values: _rounded(_first(values)),
+    "count": lambda values: _count(_first(values)),
+    "total": lambda values: _total(_first(values)),
+    # A drawing's version code and its release: ``AC1032 (R2018)``.
+    "version": lambda values: _version(values[0], values[1] if len(values) > 1 else None),
+    "bbox": lambda values: _bbox(_first(values)),
+    # The names of the parts of a STEP assembly tree (``BOLT x6``), and how many there are.
+    "part_names": lambda values: _join(_part_names(_first(values))),
+    "part_count": lambda values: len(_part_names(_first(values))),
 }
 
 
+def _first(values: list[Any]) -> Any:
+    """The first value set (``a or b``), else the last one."""
+    found = values[0]
+    for value in values[1:]:
+        found = found or value
+    return found
+
+
+def _fact(fact: FactSpec, m: dict[str, Any]) -> Fact | None:
+    """The value of ``fact`` in the metadata ``m``; None when it is not shown."""
+    first = fact.keys[0]
+    if (fact.when == "present" and first not in m) or (fact.when == "set" and not m.get(first)):
+        return None
+    return _SHOW[fact.show]([m.get(key) for key in fact.keys])
+
+
 def key_facts(fmt: str, metadata: dict[str, Any]) -> dict[str, Fact]:
-    """The facts of a file worth a glance, in display order: text, or a number."""
-    build = _FACTS.get(fmt)
-    if build is None:
-        return {}
-    return {label: value for label, value in build(metadata) if value is not None}
+    """The facts of a file worth a glance, in display order: text, or a number (the format's
+    ``facts`` in the table of formats)."""
+    spec = format_table.find(fmt)
+    facts: dict[str, Fact] = {}
+    for fact in spec.facts if spec is not None else ():
+        value = _fact(fact, metadata)
+        if value is not None:
+            facts[fact.label] = value
+    return facts
 
 
 def bounded_metadata(metadata: dict[str, Any], limit: int = MAX_METADATA_JSON_CHARS) -> dict[str, Any]:
