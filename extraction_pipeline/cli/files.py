@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from extraction_pipeline.cli.choices import FormatChoice
 from extraction_pipeline.cli.common import (
     EXIT_FAILED,
     emit_json,
@@ -23,7 +24,8 @@ from extraction_pipeline.cli.extraction import _figure
 from extraction_pipeline.extraction.errors import TooLarge
 from extraction_pipeline.extraction.extract import printable_name
 from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
-from extraction_pipeline.persistence.repository import STATUSES, CloudFileRepository, NewFile, status_of
+from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile, status_of
+from extraction_pipeline.persistence.state import STATUSES, ExtractionState, FileStatus, JobStatus
 from extraction_pipeline.settings import MIB, Settings
 
 PROGRESS_THRESHOLD = 10
@@ -148,20 +150,30 @@ def _upload_one(
 
 
 def file_summary(row: Any) -> dict[str, Any]:
-    status = row.extraction_status or {}
+    state: ExtractionState | None = row.state
+    if state is None:
+        return {
+            "id": row.id,
+            "filename": row.filename,
+            "format": None,
+            "status": None,
+            "attempts": 0,
+            "error": None,
+        }
+    document = state.document()  # the keys as stored: a missing one reads as before
     return {
         "id": row.id,
         "filename": row.filename,
-        "format": status.get("format"),
-        "status": status.get("status"),
-        "attempts": status.get("attempts", 0),
-        "error": status.get("error"),
+        "format": state.format,
+        "status": document.get("status"),
+        "attempts": document.get("attempts", 0),
+        "error": state.error_document(),
     }
 
 
 @click.command(name="list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only files in this state.")
-@click.option("--format", "fmt", type=click.Choice(["pdf", "dxf", "dwg", "ifc", "step", "unknown"]))
+@click.option("--format", "fmt", type=FormatChoice(unknown=True))
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many files.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def list_files(status: str | None, fmt: str | None, limit: int | None, as_json: bool) -> None:
@@ -221,7 +233,7 @@ def file_table(summaries: list[dict[str, Any]], columns: int) -> list[str]:
         cells.append(
             [
                 str(item["id"]),
-                item["status"] or "pending",
+                item["status"] or FileStatus.PENDING,
                 item["format"] or "-",
                 str(item["attempts"] or 0),
                 _printable(item["filename"]),
@@ -322,11 +334,11 @@ def attempt_line(
     """
     now = now or datetime.now(UTC)
     state = job.status
-    if state == "failed":
+    if state == JobStatus.FAILED:
         label = f"attempt {job.attempt} (final)"  # a failure nothing retries
-    elif state == "retrying" and retried:
+    elif state == JobStatus.RETRYING and retried:
         label, state = f"attempt {job.attempt}/{job.max_attempts}", "failed, retried"
-    elif state in ("running", "retrying"):
+    elif state in (JobStatus.RUNNING, JobStatus.RETRYING):
         label = f"attempt {job.attempt}/{job.max_attempts}"  # more may follow
     else:
         label = f"attempt {job.attempt}"
@@ -335,12 +347,12 @@ def attempt_line(
         started = f"started {_when(job.started_at)}"
         if job.finished_at is not None:
             started += f", took {_duration((job.finished_at - job.started_at).total_seconds())}"
-        elif job.status == "running":
+        elif job.status == JobStatus.RUNNING:
             started += f", running for {_duration(max((now - job.started_at).total_seconds(), 0))}"
         parts.append(started)
     elif job.finished_at is not None:
         parts.append(f"finished {_when(job.finished_at)}")
-    if job.status == "retrying" and not retried and job.next_retry_at is not None:
+    if job.status == JobStatus.RETRYING and not retried and job.next_retry_at is not None:
         parts.append(f"next attempt at {_when(job.next_retry_at)}")
     if job.error_code:
         if shown_error is not None and job.error_message == shown_error:
@@ -363,19 +375,19 @@ def metadata_lines(fmt: str, values: dict[str, Any]) -> list[str]:
 def status_lines(row: Any, jobs: list[Any], stored: Any, now: datetime | None = None) -> list[str]:
     """``status`` for a person: the file, its error (code and message), its attempts, its key metadata."""
     state = status_of(row)
-    current = row.extraction_status or {}
-    fmt = current.get("format")
+    current: ExtractionState = row.state or ExtractionState()
+    fmt = current.format
     head = f"{row.id}  {_printable(row.filename)}  {state}" + (f" ({fmt})" if fmt else "")
     lines = [head]
-    if state == "pending":
+    if state == FileStatus.PENDING:
         lines.append("  not picked up by the pipeline yet")
-    error = current.get("error")
-    if isinstance(error, dict) and error.get("code"):
-        kind = f" ({error['kind']})" if error.get("kind") else ""
-        lines.append(f"  error{kind}: {_error_text(error['code'], error.get('message'))}")
-    if current.get("deduplicated_from") is not None:
-        lines.append(f"  metadata copied from file {current['deduplicated_from']} (same content)")
-    message = error.get("message") if isinstance(error, dict) else None
+    error = current.error
+    if error is not None and error.code:
+        kind = f" ({error.kind})" if error.kind else ""
+        lines.append(f"  error{kind}: {_error_text(error.code, error.message)}")
+    if current.deduplicated_from is not None:
+        lines.append(f"  metadata copied from file {current.deduplicated_from} (same content)")
+    message = error.message if error is not None else None
     for index, job in enumerate(jobs):
         line = attempt_line(job, retried=index < len(jobs) - 1, now=now, shown_error=message)
         lines.append(f"  {line}")
@@ -418,7 +430,7 @@ def status(file_id: int, as_json: bool) -> None:
         "content_type": row.content_type,
         "uploaded_at": row.uploaded_at.isoformat(),
         "status": status_of(row),
-        "extraction_status": row.extraction_status,
+        "extraction_status": row.state_document,
         "jobs": [
             {
                 "id": job.id,
@@ -451,7 +463,7 @@ def status(file_id: int, as_json: bool) -> None:
     else:
         for line in status_lines(row, jobs, stored):
             click.echo(line)
-    if document["status"] == "failed":
+    if document["status"] == FileStatus.FAILED:
         raise SystemExit(EXIT_FAILED)
 
 

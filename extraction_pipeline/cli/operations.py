@@ -19,7 +19,8 @@ from extraction_pipeline.cli.common import (
 from extraction_pipeline.cli.instance import open_dagster_instance
 from extraction_pipeline.extraction.errors import FILE_FAULT_CODES
 from extraction_pipeline.orchestration.dagster_internals import PARTITION_TAG
-from extraction_pipeline.persistence.repository import ACTIVE_STATUSES, status_of
+from extraction_pipeline.persistence.repository import status_of
+from extraction_pipeline.persistence.state import ACTIVE_STATUSES, FileStatus
 
 ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 
@@ -28,13 +29,12 @@ ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
 # code (extractor_error, timeout, out_of_memory, crashed, storage_unavailable, database_unavailable,
 # an unknown one) is worth another try.
 # States `retry` takes a file from, without and with --force (queued and running files never).
-RETRY_STATUSES = ("failed", "cancelled")
-FORCE_RETRY_STATUSES = ("failed", "cancelled", "skipped", "succeeded")
+RETRY_STATUSES = (FileStatus.FAILED, FileStatus.CANCELLED)
+FORCE_RETRY_STATUSES = (FileStatus.FAILED, FileStatus.CANCELLED, FileStatus.SKIPPED, FileStatus.SUCCEEDED)
 
 
 def _error_code(row: Any) -> str | None:
-    error = (row.extraction_status or {}).get("error") or {}
-    return error.get("code") if isinstance(error, dict) else None
+    return row.state.error_code if row.state is not None else None
 
 
 def _plural(count: int, word: str) -> str:
@@ -77,7 +77,7 @@ def retry(
     with operation_errors():
         ids = set(file_ids)
         if all_failed:
-            for row in repository.list_files(status="failed"):
+            for row in repository.list_files(status=FileStatus.FAILED):
                 code = _error_code(row)
                 if force or row.id in ids or code not in FILE_FAULT_CODES:
                     ids.add(row.id)
@@ -85,7 +85,7 @@ def retry(
                     file_faults.setdefault(str(code), []).append(row.id)
                     reasons[row.id] = f"failed with {code}: the file itself is at fault, it would fail again"
         if all_cancelled:
-            ids.update(repository.ids_by_filter(status="cancelled"))
+            ids.update(repository.ids_by_filter(status=FileStatus.CANCELLED))
         rows = {row.id: row for row in repository.list_files(ids=sorted(ids))} if ids else {}
         statuses = FORCE_RETRY_STATUSES if force else RETRY_STATUSES
         requeued = repository.reset_to_pending(sorted(ids), statuses=statuses)
@@ -95,7 +95,7 @@ def retry(
         state = status_of(rows[file_id])
         if state in ACTIVE_STATUSES:
             reasons[file_id] = f"{state}: already on its way"
-        elif state == "pending":
+        elif state == FileStatus.PENDING:
             reasons[file_id] = "pending: not extracted yet, the pipeline picks it up"
         elif state in FORCE_RETRY_STATUSES:
             reasons[file_id] = f"{state}: --force re-extracts it"
@@ -175,7 +175,7 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
     terminated: list[str] = []
     if instance is not None:
         for row in cancelled:
-            run_id = (row.extraction_status or {}).get("run_id")  # kept by the cancelled status
+            run_id = row.state.run_id if row.state is not None else None  # kept by the cancelled status
             for run in _runs_for_file(instance, row.id, run_id):
                 if run.tags.get(PARTITION_TAG) != str(row.id):
                     continue  # a batch: the run skips the cancelled file
@@ -241,7 +241,9 @@ def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
 @click.option("--all", "select_all", is_flag=True, help="Every file (re-extracts finished ones too).")
 @click.option(
     "--status",
-    type=click.Choice(["pending", "succeeded", "failed", "cancelled"]),
+    type=click.Choice(
+        [s.value for s in (FileStatus.PENDING, FileStatus.SUCCEEDED, FileStatus.FAILED, FileStatus.CANCELLED)]
+    ),
     help="Only files in this state (pending: never seen by the pipeline).",
 )
 @click.option(

@@ -13,6 +13,11 @@ at the end ``materialize`` raises ``Failure(allow_retries=False)`` naming them (
 the alert sensor announces it), while the other files are materialized. Transient failures make
 the step raise after the whole batch was tried, and the retried step redoes only those files.
 
+Those per-file rules are plain code in ``batch.py`` (no Dagster there, tested on SQLite and
+PostgreSQL without a run); the ops here adapt them: they describe the step attempt (run group,
+retry number, the op's ``RetryPolicy``: its ``max_retries`` and ``calculate_delay`` are the only
+source of the attempt limit and of ``next_retry_at``), log and raise from the outcomes.
+
 What the Dagster UI shows (see ``summary.py``): each materialized file's partition carries the key
 facts of its format and the full metadata as JSON. A file that failed gets an ``AssetObservation``
 on its partition with its name, error code and message: Dagster 1.13 keeps no "failed to
@@ -25,11 +30,12 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 import dagster as dg
 
+from extraction_pipeline.orchestration import batch
+from extraction_pipeline.orchestration.batch import MATERIALIZE_CHUNK
 from extraction_pipeline.orchestration.dagster_internals import CODE_VERSION_TAG
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
 from extraction_pipeline.orchestration.resources import ExtractionResource
@@ -45,8 +51,6 @@ from extraction_pipeline.settings import Settings
 
 ASSET_KEY = dg.AssetKey("cloud_file_metadata")
 JOB_NAME = "extract_cloud_files"
-# Files written per transaction by ``materialize``.
-MATERIALIZE_CHUNK = 50
 
 
 def extractor_code_version() -> str:
@@ -112,22 +116,8 @@ def cancel_on_termination(context: dg.OpExecutionContext, extraction: Extraction
 
 
 def _cancel_unfinished_files(context: dg.OpExecutionContext, extraction: ExtractionResource) -> str:
-    """Cancel the run's unfinished files; say which of its files ended cancelled.
-
-    ``extraction-pipeline cancel`` marks a file cancelled *before* it terminates the file's run, so
-    ``cancel_files`` here may change nothing: the message names every file of this run (or of the
-    runs it re-executes) that is cancelled now, whoever cancelled it.
-    """
-    repository = extraction.repository
-    ids = _file_ids(context)
-    cancelled_now = {row.id for row in repository.cancel_files(ids)}
-    run_ids = _run_group(context)
-    ended = [
-        row
-        for row in repository.list_files(ids=ids)
-        if (row.extraction_status or {}).get("status") == "cancelled"
-        and (row.id in cancelled_now or (row.extraction_status or {}).get("run_id") in run_ids)
-    ]
+    """Cancel the run's unfinished files; say which of its files ended cancelled (``batch``)."""
+    ended = batch.cancel_unfinished(extraction.repository, _file_ids(context), _run_group(context))
     if not ended:
         return "the run was terminated; none of its files was cancelled (they had finished)"
     shown = ", ".join(f"{row.id} {code_span(row.filename)}" for row in ended[:50])
@@ -135,176 +125,90 @@ def _cancel_unfinished_files(context: dg.OpExecutionContext, extraction: Extract
     return f"the run was terminated: {len(ended)} file(s) cancelled: {shown}{more}"
 
 
-def _left_by_crashed_parent(status: dict[str, Any], run_id: str) -> bool:
-    """A file the alert sensor marked failed because its run (this run's parent) died: resumable."""
-    error = status.get("error") or {}
-    return (
-        status.get("status") == "failed" and status.get("run_id") != run_id and error.get("code") == "crashed"
-    )
-
-
 def _count_by_format(formats: Iterable[str]) -> str:
     counts = Counter(formats)
     return ", ".join(f"{fmt} {count}" for fmt, count in sorted(counts.items()))
 
 
-def _error(kind: str, code: str, message: str) -> dict[str, str]:
-    return {"kind": kind, "code": code, "message": message}
+def run_attempt(
+    context: dg.OpExecutionContext, policy: dg.RetryPolicy, *, with_ancestors: bool = False
+) -> batch.RunAttempt:
+    """This step attempt for ``batch``: the run group, and the retries of the op's own policy."""
+    return batch.RunAttempt(
+        run_id=context.run_id,
+        run_ids=frozenset(_run_group(context)),
+        retry_number=context.retry_number,
+        max_retries=policy.max_retries,
+        retry_delay=policy.calculate_delay,
+        ancestor_run_ids=frozenset(_ancestor_runs(context)) if with_ancestors else frozenset(),
+    )
 
 
-def _attempts(context: dg.OpExecutionContext, extraction: ExtractionResource) -> tuple[int, int]:
-    """This attempt's number and how many there are at most."""
-    return context.retry_number + 1, extraction.settings.max_retries + 1
+def _log_outcome(context: dg.OpExecutionContext, item: batch.FileOutcome) -> None:
+    """The per-file line of a recorded failure: an error when final, a warning when retried."""
+    if item.outcome in (batch.Outcome.FAILED, batch.Outcome.RETRYING):
+        if not item.recorded or item.error is None:
+            return
+        code, message = item.error["code"], item.error["message"]
+        if item.outcome == batch.Outcome.FAILED:
+            context.log.error(f"file {item.file_id}: {code}: {message}")
+        else:
+            context.log.warning(f"file {item.file_id}: {code} (will retry): {message}")
 
 
 def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     """The asset with retry and backfill policies taken from ``settings``."""
     policy = retry_policy(settings)
 
-    def next_retry_at(retry_number: int) -> Any:
-        from extraction_pipeline.persistence.models import utcnow
-
-        delay = ((2 ** (retry_number + 1)) - 1) * settings.retry_delay_s
-        return utcnow() + timedelta(seconds=delay)
-
-    def record_failure(
-        extraction: ExtractionResource,
-        context: dg.OpExecutionContext,
-        file_id: int,
-        error: dict[str, str],
-        *,
-        job_id: int | None = None,
-        final: bool,
-        fmt: str | None = None,
-    ) -> None:
-        repository = extraction.repository
-        attempt, max_attempts = _attempts(context, extraction)
-        if job_id is None:
-            job_id = repository.start_attempt(
-                file_id, run_id=context.run_id, attempt=attempt, max_attempts=max_attempts
-            )
-            if job_id is None:
-                return
-        if final:
-            repository.finish_attempt(job_id, "failed", error=error, file_status="failed", format=fmt)
-            context.log.error(f"file {file_id}: {error['code']}: {error['message']}")
-        else:
-            repository.finish_attempt(
-                job_id,
-                "retrying",
-                error=error,
-                next_retry_at=next_retry_at(context.retry_number),
-                file_status="running",
-                format=fmt,
-            )
-            context.log.warning(f"file {file_id}: {error['code']} (will retry): {error['message']}")
-
     @dg.op(retry_policy=policy, out=dg.Out(dg.Nothing))
     def detect_format(context: dg.OpExecutionContext, extraction: ExtractionResource) -> None:
         """Sniff each file's format from its bytes; the file becomes ``running``."""
         from extraction_pipeline.extraction.detect import detect_format as detect
 
-        repository = extraction.repository
-        ids = _file_ids(context)
-        run_ids = _run_group(context)
-        repository.abandon_jobs(ids, except_run_ids=run_ids)
-        rows = {row.id: row for row in repository.list_files(ids=ids)}
-        attempt, max_attempts = _attempts(context, extraction)
-        transient: list[int] = []
-        detected: dict[int, str] = {}
-        for file_id in ids:
-            row = rows.get(file_id)
-            if row is None:
-                context.log.warning(f"file {file_id} no longer exists; skipped")
-                continue
-            status = row.extraction_status or {}
-            if status.get("status") == "cancelled":
-                context.log.info(f"file {file_id} was cancelled; skipped")
-                continue
-            if status.get("run_id") in run_ids and status.get("format"):
-                continue  # detected by an earlier attempt of this run
-            try:
-                with extraction.local_path(row.storage_uri) as path:
-                    detection = detect(path, row.filename)
-            except Exception as exc:  # storage down, blob missing: maybe back on the next attempt
-                error = _error("transient", "storage_unavailable", f"the stored file cannot be read: {exc}")
-                final = attempt >= max_attempts
-                record_failure(extraction, context, file_id, error, final=final)
-                if not final:
-                    transient.append(file_id)
-                continue
-            detected[file_id] = detection.format.value
-        # One transaction for the whole batch, and one log line: every event a step logs is a
-        # write to Dagster's event log (one connection each on PostgreSQL), per file it added up.
-        repository.mark_running(detected, run_id=context.run_id)
+        def detect_row(row: Any) -> str:
+            with extraction.local_path(row.storage_uri) as path:
+                return str(detect(path, row.filename).format)
+
+        def report(item: batch.FileOutcome) -> None:
+            if item.outcome == batch.Outcome.MISSING:
+                context.log.warning(f"file {item.file_id} no longer exists; skipped")
+            elif item.outcome == batch.Outcome.CANCELLED:
+                context.log.info(f"file {item.file_id} was cancelled; skipped")
+            else:
+                _log_outcome(context, item)
+
+        result = batch.detect_files(
+            extraction.repository, _file_ids(context), run_attempt(context, policy), detect_row, report=report
+        )
+        # One log line for the batch: every event a step logs is a write to Dagster's event log
+        # (one connection each on PostgreSQL), per file it added up.
+        detected = [item.format or "?" for item in result.of(batch.Outcome.DETECTED)]
         if detected:
-            context.log.info(f"detected {len(detected)} file(s): {_count_by_format(detected.values())}")
+            context.log.info(f"detected {len(detected)} file(s): {_count_by_format(detected)}")
+        transient = result.transient
         if transient:
             raise TransientBatchFailure(f"{len(transient)} file(s) could not be read: {transient[:20]}")
 
     @dg.op(retry_policy=policy, ins={"detected": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
     def extract(context: dg.OpExecutionContext, extraction: ExtractionResource) -> None:
         """Extract each detected file in an isolated worker; one ``extraction_jobs`` row per attempt."""
-        repository = extraction.repository
-        ids = _file_ids(context)
-        run_ids = _run_group(context)
-        rows = {row.id: row for row in repository.list_files(ids=ids)}
-        jobs = repository.run_jobs(ids, run_ids)
-        dead_runs = _ancestor_runs(context)
-        if dead_runs:  # a re-execution (run retry): the attempts its crashed parent left open are over
-            repository.abandon_jobs_of_runs(ids, dead_runs)
-        if context.retry_number > 0:
-            # A retry of this step: an earlier attempt that died before closing its row (the database
-            # went away after the extraction) left it ``running``; that attempt is over.
-            repository.abandon_jobs_of_runs(ids, [context.run_id], statuses=("running",))
-        attempt, max_attempts = _attempts(context, extraction)
-        transient: list[int] = []
-        extracted: dict[int, tuple[str, int]] = {}
-        for file_id in ids:
-            row = rows.get(file_id)
-            status = (row.extraction_status or {}) if row is not None else {}
-            if row is None or status.get("run_id") not in run_ids:
-                continue  # gone, or taken over by another run
-            if status.get("status") != "running" and not _left_by_crashed_parent(status, context.run_id):
-                continue  # cancelled, or failed while detecting
-            job = jobs.get(file_id)
-            if job is not None and job.status in ("extracted", "succeeded", "failed", "cancelled"):
-                continue  # finished by an earlier attempt of this step
-            job_id = repository.start_attempt(
-                file_id, run_id=context.run_id, attempt=attempt, max_attempts=max_attempts
-            )
-            if job_id is None:
-                continue  # cancelled just now
-            try:
-                with (
-                    cancel_on_termination(context, extraction),
-                    extraction.local_path(row.storage_uri) as path,
-                ):
-                    envelope = extraction.extract(
-                        path, row.filename, attempt=attempt, max_attempts=max_attempts
-                    )
-            except dg.Failure:
-                raise
-            except Exception as exc:
-                error = _error("transient", "storage_unavailable", f"the stored file cannot be read: {exc}")
-                final = attempt >= max_attempts
-                record_failure(extraction, context, file_id, error, job_id=job_id, final=final)
-                if not final:
-                    transient.append(file_id)
-                continue
-            if envelope.succeeded:
-                repository.finish_attempt(job_id, "extracted", result=envelope.model_dump(mode="json"))
-                extracted[file_id] = (envelope.format or "?", envelope.duration_ms or 0)
-                continue
-            error = (
-                envelope.error.model_dump() if envelope.error else _error("permanent", "crashed", "no result")
-            )
-            final = error["kind"] == "permanent" or attempt >= max_attempts
-            record_failure(
-                extraction, context, file_id, error, job_id=job_id, final=final, fmt=envelope.format
-            )
-            if not final:
-                transient.append(file_id)
+
+        def extract_row(row: Any, attempt: int, max_attempts: int) -> Any:
+            with cancel_on_termination(context, extraction), extraction.local_path(row.storage_uri) as path:
+                return extraction.extract(path, row.filename, attempt=attempt, max_attempts=max_attempts)
+
+        result = batch.extract_files(
+            extraction.repository,
+            _file_ids(context),
+            run_attempt(context, policy, with_ancestors=True),
+            extract_row,
+            passthrough=(dg.Failure,),
+            report=lambda item: _log_outcome(context, item),
+        )
+        extracted = {
+            item.file_id: (item.format or "?", item.duration_ms)
+            for item in result.of(batch.Outcome.EXTRACTED)
+        }
         if extracted:
             total_ms = sum(ms for _, ms in extracted.values())
             slowest = max(extracted, key=lambda fid: extracted[fid][1])
@@ -313,6 +217,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 f"({_count_by_format(fmt for fmt, _ in extracted.values())}); "
                 f"slowest: file {slowest}, {extracted[slowest][1]} ms"
             )
+        transient = result.transient
         if transient:
             raise TransientBatchFailure(
                 f"{len(transient)} file(s) failed transiently and will be retried: {transient[:20]}"
@@ -326,57 +231,37 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     def materialize(context: dg.OpExecutionContext, extraction: ExtractionResource) -> Iterator[Any]:
         """Write metadata, status and job row per file in one transaction; report permanent failures."""
         repository = extraction.repository
-        ids = _file_ids(context)
-        run_ids = _run_group(context)
-        jobs = repository.run_jobs(ids, run_ids)
-        rows = {row.id: row for row in repository.list_files(ids=ids)}
-        names = {file_id: row.filename for file_id, row in rows.items()}
-        failed: list[tuple[int, dict[str, Any]]] = []
-        ready: list[tuple[int, int, dict[str, Any], dict[str, Any]]] = []
-        for file_id in ids:
-            job = jobs.get(file_id)
-            if job is None:
-                continue
-            if job.status == "failed":
-                failed.append(
-                    (file_id, {"kind": job.error_kind, "code": job.error_code, "message": job.error_message})
-                )
-                # The failed partition's page shows this: name, code and message as plain text.
-                status = (rows[file_id].extraction_status or {}) if file_id in rows else {}
-                yield dg.AssetObservation(
-                    asset_key=ASSET_KEY,
-                    partition=str(file_id),
-                    description=failure_description(job.error_code),
-                    metadata=failure_metadata(
-                        names.get(file_id, str(file_id)),
-                        failed[-1][1],
-                        fmt=status.get("format"),
-                        attempts=job.attempt,
-                    ),
-                )
-                continue
-            if job.status != "extracted" or not job.result:
-                continue
-            ready.append((file_id, job.id, job.result, job_summary(job.result)))
+        plan = batch.plan_materialize(repository, _file_ids(context), _run_group(context), job_summary)
+        names = plan.names
+        for item in plan.failed:
+            # The failed partition's page shows this: name, code and message as plain text.
+            yield dg.AssetObservation(
+                asset_key=ASSET_KEY,
+                partition=str(item.file_id),
+                description=failure_description(item.error["code"]),
+                metadata=failure_metadata(
+                    names.get(item.file_id, str(item.file_id)),
+                    item.error,
+                    fmt=item.format,
+                    attempts=item.attempts,
+                ),
+            )
         # Batched writes: one transaction per chunk instead of one per file.
-        for start in range(0, len(ready), MATERIALIZE_CHUNK):
-            chunk = ready[start : start + MATERIALIZE_CHUNK]
-            done = repository.materialize_many(chunk)
-            skipped = [file_id for file_id, *_ in chunk if file_id not in done]
-            if skipped:
-                context.log.info(f"files {skipped} were cancelled; not materialized")
-            for file_id, _, envelope, _ in chunk:
-                if file_id not in done:
-                    continue
-                filename = names.get(file_id, envelope.get("file", {}).get("name", str(file_id)))
+        for chunk in batch.write_materialized(repository, plan.ready, MATERIALIZE_CHUNK):
+            if chunk.skipped:
+                context.log.info(f"files {chunk.skipped} were cancelled; not materialized")
+            for ready in chunk.done:
+                envelope = ready.envelope
+                filename = names.get(ready.file_id, envelope.get("file", {}).get("name", str(ready.file_id)))
                 # One event per file with its own metadata; the (optional) output is never yielded, so
                 # Dagster adds no second, metadata-less materialization and no IO manager is involved.
                 yield dg.AssetMaterialization(
                     asset_key=ASSET_KEY,
-                    partition=str(file_id),
+                    partition=str(ready.file_id),
                     metadata=materialization_metadata(filename, envelope),
                     tags={CODE_VERSION_TAG: code_version},
                 )
+        failed = [(item.file_id, item.error) for item in plan.failed]
         if failed:
             # Plain text (the run log shows it as text); names quoted as code spans, so they stay
             # inert wherever the description is rendered as Markdown.

@@ -27,6 +27,7 @@ from extraction_pipeline.orchestration.dagster_internals import (
 from extraction_pipeline.orchestration.notify import notify
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions
 from extraction_pipeline.orchestration.resources import ExtractionResource
+from extraction_pipeline.persistence.state import FileStatus
 from extraction_pipeline.settings import Settings
 
 SENSOR_NAME = "cloud_files_sensor"
@@ -108,10 +109,11 @@ def _unfinished_files_of_run(
     run: dg.DagsterRun, instance: dg.DagsterInstance, extraction: ExtractionResource
 ) -> list[int]:
     repository = extraction.repository
-    found = {row.id for row in repository.files_of_run(run.run_id, statuses=("queued", "running"))}
+    active = (FileStatus.QUEUED, FileStatus.RUNNING)
+    found = {row.id for row in repository.files_of_run(run.run_id, statuses=active)}
     for row in repository.list_files(ids=run_file_ids(run, instance)):
-        status = row.extraction_status or {}
-        if status.get("status") == "queued" and not status.get("run_id"):
+        state = row.state
+        if state is not None and state.status == FileStatus.QUEUED and not state.run_id:
             found.add(row.id)
     return sorted(found)
 
@@ -141,20 +143,15 @@ def extraction_failure_alerts(context: dg.RunFailureSensorContext, extraction: E
     for file_id in _unfinished_files_of_run(run, context.instance, extraction):
         repository.set_status(
             file_id,
-            "failed",
+            FileStatus.FAILED,
             expect_run_id=run.run_id,
             error={"kind": "transient", "code": "crashed", "message": "the extraction run failed"},
         )
-    of_run = repository.files_of_run(run.run_id, statuses=("failed", "cancelled"))
+    of_run = repository.files_of_run(run.run_id, statuses=(FileStatus.FAILED, FileStatus.CANCELLED))
     files = [
-        {
-            "id": row.id,
-            "filename": row.filename,
-            "format": (row.extraction_status or {}).get("format"),
-            "error": (row.extraction_status or {}).get("error"),
-        }
+        {"id": row.id, "filename": row.filename, "format": state.format, "error": state.error_document()}
         for row in of_run
-        if (row.extraction_status or {}).get("status") == "failed"
+        if (state := row.state) is not None and state.status == FileStatus.FAILED
     ]
     if not files and of_run:
         return  # a terminated run: its files are cancelled, nothing failed

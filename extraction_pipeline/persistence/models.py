@@ -10,10 +10,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from extraction_pipeline.persistence.state import ExtractionState, parse_state
+
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments INTEGER PRIMARY KEY columns.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# ``extraction_status ->> 'run_id'``: the same SQL on PostgreSQL (jsonb) and SQLite (3.38+), so one
+# expression index (``ix_cloud_files_run_id``) serves the query of both (``files_of_run``, what the
+# sensors ask per run). Constant SQL: the query must spell the index's expression exactly.
+RUN_ID_SQL = "cloud_files.extraction_status ->> 'run_id'"
 
 
 def utcnow() -> datetime:
@@ -68,7 +76,20 @@ class CloudFile(Base):
             sqlite_where=text("extraction_status IS NULL"),
         ),
         Index("ix_cloud_files_uploaded_at", "uploaded_at"),
+        # The sensors' query per run (files_of_run): the run a file's status names.
+        Index("ix_cloud_files_run_id", text("(extraction_status ->> 'run_id')")),
     )
+
+    @property
+    def state(self) -> ExtractionState | None:
+        """``extraction_status`` typed; None while the file is pending."""
+        return parse_state(self.extraction_status)
+
+    @property
+    def state_document(self) -> dict[str, Any] | None:
+        """``extraction_status`` as stored (a copy), for output that shows the document itself."""
+        state = self.state
+        return state.document() if state is not None else self.extraction_status
 
 
 class ExtractionJob(Base):

@@ -7,17 +7,39 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Table, func, null, or_, select, update
+from sqlalchemy import CursorResult, Engine, Table, func, literal_column, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from extraction_pipeline.persistence.database import create_db_engine, session_factory, translate_db_errors
-from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob, utcnow
+from extraction_pipeline.persistence.models import (
+    RUN_ID_SQL,
+    CloudFile,
+    CloudFileMetadata,
+    ExtractionJob,
+    utcnow,
+)
+from extraction_pipeline.persistence.state import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    OPEN_JOB_STATUSES,
+    STATUSES,
+    FileStatus,
+    JobStatus,
+    status_of_document,
+)
 
-STATUSES = ("pending", "queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
-ACTIVE_STATUSES = ("queued", "running")
+__all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "STATUSES",
+    "CloudFileRepository",
+    "NewFile",
+    "QueuedFile",
+    "new_status",
+    "status_of",
+]
 
 
 @dataclass(frozen=True)
@@ -40,7 +62,7 @@ def new_status(status: str, **fields: Any) -> dict[str, Any]:
     """An ``extraction_status`` document with every key of INTERFACE.md."""
     now = utcnow().isoformat()
     document: dict[str, Any] = {
-        "status": status,
+        "status": FileStatus(status).value,
         "format": None,
         "job_id": None,
         "run_id": None,
@@ -155,7 +177,9 @@ class CloudFileRepository:
             else:
                 query = query.where(
                     CloudFile.extraction_status.is_(None)
-                    | CloudFile.extraction_status["status"].as_string().not_in(ACTIVE_STATUSES)
+                    | CloudFile.extraction_status["status"]
+                    .as_string()
+                    .not_in([s.value for s in ACTIVE_STATUSES])
                 )
             rows = session.execute(query.with_for_update()).all()
             for file_id, generation in rows:
@@ -168,7 +192,7 @@ class CloudFileRepository:
                     .where(condition)
                     .values(
                         extraction_status=new_status(
-                            "queued", run_key=item.run_key, generation=generation, **extra
+                            FileStatus.QUEUED, run_key=item.run_key, generation=generation, **extra
                         ),
                         extraction_generation=generation + 1,
                     )
@@ -189,7 +213,7 @@ class CloudFileRepository:
         query = (
             select(CloudFile.id, status)
             .where(
-                status["status"].as_string() == "queued",
+                status["status"].as_string() == FileStatus.QUEUED.value,
                 status["run_key"].as_string().is_not(None),
                 status["updated_at"].as_string() < older_than.isoformat(),
                 or_(status["backfill"].as_boolean().is_(None), status["backfill"].as_boolean().is_(False)),
@@ -209,19 +233,19 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions.begin() as session:
             for row in session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids)))):
                 status = dict(row.extraction_status or {})
-                if status.get("status") == "queued":
+                if status_of_document(status) == FileStatus.QUEUED:
                     status["updated_at"] = now
                     row.extraction_status = status
 
     def reset_to_pending(
-        self, ids: Iterable[int], *, statuses: Sequence[str] = ("failed", "cancelled")
+        self, ids: Iterable[int], *, statuses: Sequence[str] = (FileStatus.FAILED, FileStatus.CANCELLED)
     ) -> list[int]:
         """``retry``: files in one of ``statuses`` become pending again (the sensor queues them anew)."""
         changed: list[int] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
             rows = session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids))).with_for_update())
             for row in rows:
-                if row.extraction_status and row.extraction_status.get("status") in statuses:
+                if row.extraction_status and status_of_document(row.extraction_status) in statuses:
                     changed.append(row.id)
             if changed:
                 # SQL NULL (a Python None would be stored as the JSON value null on a JSON column).
@@ -276,9 +300,9 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions.begin() as session:
             query = select(CloudFile).where(CloudFile.id.in_(list(formats))).order_by(CloudFile.id)
             for row in session.scalars(query.with_for_update()):
-                if (row.extraction_status or {}).get("status") == "cancelled":
+                if status_of(row) == FileStatus.CANCELLED:
                     continue
-                _apply_status(row, "running", run_id=run_id, format=formats[row.id], error=None)
+                _apply_status(row, FileStatus.RUNNING, run_id=run_id, format=formats[row.id], error=None)
                 changed.append(row.id)
         return changed
 
@@ -289,11 +313,11 @@ class CloudFileRepository:
         now = utcnow()
         with translate_db_errors(self.url), self.sessions.begin() as session:
             row = session.get(CloudFile, file_id, with_for_update=True)
-            if row is None or (row.extraction_status or {}).get("status") == "cancelled":
+            if row is None or status_of(row) == FileStatus.CANCELLED:
                 return None
             job = ExtractionJob(
                 cloud_file_id=file_id,
-                status="running",
+                status=JobStatus.RUNNING.value,
                 attempt=attempt,
                 max_attempts=max_attempts,
                 dagster_run_id=run_id,
@@ -304,7 +328,7 @@ class CloudFileRepository:
             fields: dict[str, Any] = {"run_id": run_id, "job_id": job.id, "attempts": attempt, "error": None}
             if format is not None:
                 fields["format"] = format
-            _apply_status(row, "running", **fields)
+            _apply_status(row, FileStatus.RUNNING, **fields)
             return job.id
 
     def finish_attempt(
@@ -323,9 +347,9 @@ class CloudFileRepository:
             job = session.get(ExtractionJob, job_id, with_for_update=True)
             if job is None:
                 return
-            job.status = status
+            job.status = JobStatus(status).value
             job.next_retry_at = next_retry_at
-            if status != "retrying":
+            if status != JobStatus.RETRYING:
                 job.finished_at = utcnow()
             if error is not None:
                 job.error_kind, job.error_code, job.error_message = (
@@ -337,7 +361,7 @@ class CloudFileRepository:
                 job.result = result
             if file_status is not None:
                 row = session.get(CloudFile, job.cloud_file_id, with_for_update=True)
-                if row is not None and (row.extraction_status or {}).get("status") != "cancelled":
+                if row is not None and status_of(row) != FileStatus.CANCELLED:
                     fields: dict[str, Any] = {"error": error, "job_id": job.id}
                     if format is not None:
                         fields["format"] = format
@@ -351,10 +375,10 @@ class CloudFileRepository:
                 update(ExtractionJob)
                 .where(
                     ExtractionJob.cloud_file_id.in_(list(file_ids)),
-                    ExtractionJob.status.in_(("running", "retrying", "extracted")),
+                    ExtractionJob.status.in_([s.value for s in OPEN_JOB_STATUSES]),
                     ExtractionJob.dagster_run_id.not_in(keep),
                 )
-                .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
+                .values(status=JobStatus.ABANDONED.value, finished_at=utcnow(), next_retry_at=None)
             )
             return cast(CursorResult[Any], result).rowcount or 0
 
@@ -362,7 +386,7 @@ class CloudFileRepository:
         self,
         file_ids: Iterable[int],
         run_ids: Iterable[str],
-        statuses: Sequence[str] = ("running", "retrying"),
+        statuses: Sequence[str] = (JobStatus.RUNNING, JobStatus.RETRYING),
     ) -> int:
         """Attempts the given runs left open (``statuses``) and that nobody will close: ``abandoned``."""
         with translate_db_errors(self.url), self.sessions.begin() as session:
@@ -370,10 +394,10 @@ class CloudFileRepository:
                 update(ExtractionJob)
                 .where(
                     ExtractionJob.cloud_file_id.in_(list(file_ids)),
-                    ExtractionJob.status.in_(list(statuses)),
+                    ExtractionJob.status.in_([str(s) for s in statuses]),
                     ExtractionJob.dagster_run_id.in_(list(run_ids)),
                 )
-                .values(status="abandoned", finished_at=utcnow(), next_retry_at=None)
+                .values(status=JobStatus.ABANDONED.value, finished_at=utcnow(), next_retry_at=None)
             )
             return cast(CursorResult[Any], result).rowcount or 0
 
@@ -419,7 +443,7 @@ class CloudFileRepository:
             }
             values = []
             for row in rows:
-                if (row.extraction_status or {}).get("status") == "cancelled":
+                if status_of(row) == FileStatus.CANCELLED:
                     continue
                 file_id, job_id, envelope, summary = by_file[row.id]
                 values.append(
@@ -435,9 +459,9 @@ class CloudFileRepository:
                 )
                 job = jobs.get(job_id)
                 if job is not None:
-                    job.status, job.finished_at, job.result = "succeeded", now, summary
+                    job.status, job.finished_at, job.result = JobStatus.SUCCEEDED.value, now, summary
                     job.error_kind = job.error_code = job.error_message = None
-                _apply_status(row, "succeeded", format=envelope["format"], job_id=job_id, error=None)
+                _apply_status(row, FileStatus.SUCCEEDED, format=envelope["format"], job_id=job_id, error=None)
                 done.add(file_id)
             if values:
                 statement = insert(table_).values(values)
@@ -454,46 +478,56 @@ class CloudFileRepository:
         with translate_db_errors(self.url), self.sessions.begin() as session:
             rows = session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids))).with_for_update())
             for row in rows:
-                current = (row.extraction_status or {}).get("status")
-                if current in FINAL_STATUSES:
+                if status_of(row) in FINAL_STATUSES:
                     continue
                 previous = dict(row.extraction_status or {})
-                _apply_status(row, "cancelled", error=None)
-                row.extraction_status = {**(row.extraction_status or {}), "previous_run_id": previous.get("run_id")}
+                _apply_status(row, FileStatus.CANCELLED, error=None)
+                row.extraction_status = {
+                    **(row.extraction_status or {}),
+                    "previous_run_id": previous.get("run_id"),
+                }
                 changed.append(row)
             if changed:  # their open job rows, in one statement
                 session.execute(
                     update(ExtractionJob)
                     .where(
                         ExtractionJob.cloud_file_id.in_([row.id for row in changed]),
-                        ExtractionJob.status.in_(("running", "retrying", "extracted")),
+                        ExtractionJob.status.in_([s.value for s in OPEN_JOB_STATUSES]),
                     )
-                    .values(status="cancelled", finished_at=utcnow(), next_retry_at=None)
+                    .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), next_retry_at=None)
                 )
         return changed
 
+    def files_of_run_query(self, run_id: str, statuses: Sequence[str] | None = None) -> Any:
+        """The query of ``files_of_run``. Its condition is the expression of the index
+        ``ix_cloud_files_run_id``, written the same way, so PostgreSQL and SQLite both use it (a
+        ``extraction_status["run_id"]`` comparison compiles to something no index matches)."""
+        query = select(CloudFile).where(literal_column(RUN_ID_SQL) == run_id)
+        if statuses is not None:
+            query = query.where(
+                CloudFile.extraction_status["status"].as_string().in_([str(s) for s in statuses])
+            )
+        return query
+
     def files_of_run(self, run_id: str, statuses: Sequence[str] | None = None) -> list[CloudFile]:
         """Files whose status names ``run_id`` (optionally only in ``statuses``)."""
-        query = select(CloudFile).where(CloudFile.extraction_status["run_id"].as_string() == run_id)
-        if statuses is not None:
-            query = query.where(CloudFile.extraction_status["status"].as_string().in_(list(statuses)))
+        query = self.files_of_run_query(run_id, statuses)
         with translate_db_errors(self.url), self.sessions() as session:
             return list(session.scalars(query.order_by(CloudFile.id)))
 
 
 def _where_status(query: Any, status: str | None) -> Any:
     """Only files in ``status`` (``pending``: not seen by the pipeline yet); all when None."""
-    if status == "pending":
+    if status == FileStatus.PENDING:
         return query.where(CloudFile.extraction_status.is_(None))
     if status is not None:
-        return query.where(CloudFile.extraction_status["status"].as_string() == status)
+        return query.where(CloudFile.extraction_status["status"].as_string() == str(status))
     return query
 
 
 def status_of(row: CloudFile) -> str:
     """``pending`` for a file the pipeline has not seen yet, else its extraction status."""
-    status: dict[str, Any] | None = row.extraction_status
-    return "pending" if not status else str(status.get("status", "pending"))
+    return status_of_document(row.extraction_status)
 
 
 def _apply_status(row: CloudFile, status: str, *, expect_run_id: str | None = None, **fields: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,9 +22,7 @@ def _schema(url: str) -> dict[str, object]:
     schema: dict[str, object] = {}
     for table in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
         columns = [(c["name"], _generic_type(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
-        indexes = sorted(
-            (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
-        )
+        indexes = sorted(_indexes(engine, inspector, table))
         foreign_keys = sorted(
             (tuple(fk["constrained_columns"]), fk["referred_table"], tuple(fk["referred_columns"]))
             for fk in inspector.get_foreign_keys(table)
@@ -37,6 +36,26 @@ def _schema(url: str) -> dict[str, object]:
         }
     engine.dispose()
     return schema
+
+
+def _indexes(engine: sa.Engine, inspector: sa.Inspector, table: str) -> list[tuple[object, ...]]:
+    """(name, columns, unique) per index; an expression index has the columns ``(None,)``.
+
+    SQLAlchemy does not reflect SQLite's expression indexes (it warns and skips them), PostgreSQL's
+    it does: on SQLite they are read from ``PRAGMA index_list`` so both backends list them.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression-based index")
+        found = [
+            (i["name"], tuple(i["column_names"]), bool(i["unique"])) for i in inspector.get_indexes(table)
+        ]
+    if engine.dialect.name == "sqlite":
+        known = {item[0] for item in found}
+        with engine.connect() as conn:
+            for _, name, unique, origin, *_ in conn.exec_driver_sql(f'PRAGMA index_list("{table}")'):
+                if origin == "c" and name not in known:
+                    found.append((name, (None,), bool(unique)))
+    return found
 
 
 def _generic_type(column_type: sa.types.TypeEngine) -> str:
@@ -108,6 +127,25 @@ def test_postgresql_uses_jsonb_and_indexes_jobs(pg_url: str) -> None:
     assert "(status, next_retry_at)" in indexes["ix_extraction_jobs_status_next_retry_at"]
     assert "(cloud_file_id)" in indexes["ix_extraction_jobs_cloud_file_id"]
     assert "WHERE (extraction_status IS NULL)" in indexes["ix_cloud_files_pending"]
+    assert "((extraction_status ->> 'run_id'::text))" in indexes["ix_cloud_files_run_id"]
+
+
+def test_the_files_of_a_run_are_found_through_the_run_id_index(db_url: str) -> None:
+    """``files_of_run`` (the sensors' query per run) uses ``ix_cloud_files_run_id`` on both backends."""
+    from extraction_pipeline.persistence.repository import CloudFileRepository
+
+    migrate.upgrade(db_url)
+    repository = CloudFileRepository.from_url(db_url)
+    query = repository.files_of_run_query("some-run")
+    with repository.engine.connect() as conn:
+        sql = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET enable_seqscan = off")  # an empty table: make the index the only way
+            plan = " ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql))
+        else:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    repository.dispose()
+    assert "ix_cloud_files_run_id" in plan, plan
 
 
 def test_migrations_run_from_any_working_directory(tmp_path: Path) -> None:
