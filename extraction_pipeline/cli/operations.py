@@ -274,7 +274,9 @@ def backfill(
             versions = extractor_versions()
         before = uploaded_before.replace(tzinfo=UTC) if uploaded_before else None
         ids = repository.ids_by_filter(status=status, uploaded_before=before, outdated=versions)
-        queued = repository.queue_files(ids, only_pending=False, backfill=True)
+        from extraction_pipeline.orchestration.partitions import run_key_for
+
+        queued = repository.queue_files(ids, only_pending=False, run_key=run_key_for, backfill=True)
     repository.dispose()
     keys = [item.partition_key for item in queued]
     if not keys:

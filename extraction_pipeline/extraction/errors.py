@@ -59,10 +59,6 @@ class StorageUnavailable(TransientError):
     code = "storage_unavailable"
 
 
-class DatabaseUnavailable(TransientError):
-    code = "database_unavailable"
-
-
 # Failures of the isolated worker. They are transient until the configured number of
 # attempts is used up (a hang may be load, a crash may be a bad worker), permanent after.
 WORKER_FAILURE_CODES = ("timeout", "out_of_memory", "crashed")

@@ -25,7 +25,7 @@ from extraction_pipeline.orchestration.dagster_internals import (
     WILL_RETRY_TAG,
 )
 from extraction_pipeline.orchestration.notify import notify
-from extraction_pipeline.orchestration.partitions import cloud_files_partitions
+from extraction_pipeline.orchestration.partitions import cloud_files_partitions, run_key_for
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.persistence.state import FileStatus
 from extraction_pipeline.settings import Settings
@@ -50,7 +50,9 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         current = extraction.settings
         repository = extraction.repository
         cursor = json.loads(context.cursor) if context.cursor else {}
-        queued = repository.queue_files(repository.pending_ids(current.sensor_batch_size))
+        queued = repository.queue_files(
+            repository.pending_ids(current.sensor_batch_size), run_key=run_key_for
+        )
         # Files queued by a tick that died before its runs were created: ask again, same run key.
         now = time.time()
         stale = []
@@ -70,7 +72,7 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
-                    run_key=item.run_key,
+                    run_key=run_key_for(item.id, item.generation),
                     partition_key=item.partition_key,
                     tags={FILE_ID_TAG: str(item.id)},
                 )

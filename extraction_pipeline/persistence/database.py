@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from extraction_pipeline.extraction.errors import DatabaseUnavailable
+from extraction_pipeline.persistence.errors import DatabaseUnavailable
 
 
 def redact_url(url: str) -> str:
@@ -44,6 +45,23 @@ def create_db_engine(url: str) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class Store:
+    """An engine, its URL (for error messages) and its sessions: what every group of queries uses
+    (``files``, ``queueing``, ``attempts``; ``repository.CloudFileRepository`` has them all)."""
+
+    def __init__(self, engine: Engine, url: str | None = None) -> None:
+        self.engine = engine
+        self.url = url or engine.url.render_as_string(hide_password=False)
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        return cls(create_db_engine(url), url)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from extraction_pipeline.persistence.state import ExtractionState, parse_state
+from extraction_pipeline.persistence.state import ExtractionState, parse_state, utcnow
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -22,10 +22,6 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 # expression index (``ix_cloud_files_run_id``) serves the query of both (``files_of_run``, what the
 # sensors ask per run). Constant SQL: the query must spell the index's expression exactly.
 RUN_ID_SQL = "cloud_files.extraction_status ->> 'run_id'"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

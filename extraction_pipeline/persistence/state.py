@@ -1,4 +1,5 @@
-"""The typed state of a file and of an attempt: the only place that reads or writes the JSON.
+"""The typed state of a file and of an attempt, and the status rules: the only place that reads
+or writes the JSON.
 
 ``cloud_files.extraction_status`` is a JSON document whose shape INTERFACE.md fixes; the code adds
 a few keys of its own (``run_key``, ``generation``, ``backfill``, ``previous_run_id``). Outside
@@ -8,10 +9,14 @@ persistence it is seen only as an ``ExtractionState`` (``CloudFile.state``) and 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+if TYPE_CHECKING:
+    from extraction_pipeline.persistence.models import CloudFile
 
 
 class FileStatus(StrEnum):
@@ -132,3 +137,52 @@ def parse_state(document: dict[str, Any] | None) -> ExtractionState | None:
 def status_of_document(document: dict[str, Any] | None) -> str:
     """``pending`` for a file the pipeline has not seen yet, else its stored status."""
     return "pending" if not document else str(document.get("status", "pending"))
+
+
+# -- the status rules: how a document is written -------------------------------------------------
+
+# The keys a transition keeps from the current document unless it sets them itself.
+_KEPT_KEYS = ("format", "job_id", "run_id", "attempts", "run_key", "generation")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware (the documents' timestamps and the tables' UTC columns)."""
+    return datetime.now(UTC)
+
+
+def new_status(status: str, **fields: Any) -> dict[str, Any]:
+    """An ``extraction_status`` document with every key of INTERFACE.md."""
+    now = utcnow().isoformat()
+    document: dict[str, Any] = {
+        "status": FileStatus(status).value,
+        "format": None,
+        "job_id": None,
+        "run_id": None,
+        "attempts": 0,
+        "updated_at": now,
+        "completed_at": now if status in FINAL_STATUSES else None,
+        "error": None,
+    }
+    document.update(fields)
+    return document
+
+
+def status_of(row: CloudFile) -> str:
+    """``pending`` for a file the pipeline has not seen yet, else its extraction status."""
+    return status_of_document(row.extraction_status)
+
+
+def apply_status(row: CloudFile, status: str, *, expect_run_id: str | None = None, **fields: Any) -> bool:
+    """Move ``row`` to ``status``, keeping its format, job, run, attempts and run key unless
+    ``fields`` sets them; with ``expect_run_id`` only if the file still belongs to that run.
+    Returns whether the row changed."""
+    current = dict(row.extraction_status or {})
+    if expect_run_id is not None and current.get("run_id") != expect_run_id:
+        return False
+    document = new_status(status)
+    for key in _KEPT_KEYS:
+        if key in current:
+            document[key] = current[key]
+    document.update(fields)
+    row.extraction_status = document
+    return True

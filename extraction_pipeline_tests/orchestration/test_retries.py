@@ -7,9 +7,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from extraction_pipeline.extraction.errors import DatabaseUnavailable, StorageUnavailable
+from extraction_pipeline.extraction.errors import StorageUnavailable
 from extraction_pipeline.orchestration.assets import retry_policy
 from extraction_pipeline.orchestration.resources import ExtractionResource
+from extraction_pipeline.persistence.errors import DatabaseUnavailable
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 
 

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from extraction_pipeline.definitions import build_definitions
+from extraction_pipeline.orchestration.partitions import run_key_for
 from extraction_pipeline.orchestration.sensors import SENSOR_NAME
 from extraction_pipeline.persistence.models import CloudFile, utcnow
 from extraction_pipeline_tests.orchestration.conftest import App
@@ -90,6 +91,15 @@ def test_retry_gives_a_new_run_key(app: App, instance: dg.DagsterInstance) -> No
     )
     assert app.repository.reset_to_pending([file_id]) == [file_id]
     assert requested(tick(app, instance)) == [(str(file_id), f"cloud-file-{file_id}-1")]
+
+
+def test_the_stored_run_key_is_the_requested_one(app: App, instance: dg.DagsterInstance) -> None:
+    """Rows queued before the run key moved to orchestration keep matching the key it builds."""
+    file_id = app.upload("a.pdf", b"%PDF-1.4 x")
+    assert run_key_for(file_id, 0) == f"cloud-file-{file_id}-0"
+    assert requested(tick(app, instance)) == [(str(file_id), f"cloud-file-{file_id}-0")]
+    status = app.status(file_id)
+    assert (status["run_key"], status["generation"]) == (f"cloud-file-{file_id}-0", 0)
 
 
 def _bulk_pending(app: App, count: int) -> None:
