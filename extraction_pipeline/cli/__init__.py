@@ -15,9 +15,9 @@ from extraction_pipeline import __version__
 # Command name -> the module that defines it (each module keeps a ``COMMANDS`` list).
 _COMMAND_MODULES: dict[str, str] = {
     "db": "database",
-    "upload": "files",
-    "list": "files",
-    "status": "files",
+    "upload": "upload",
+    "list": "listing",
+    "status": "status",
     "extract": "extraction",
     "schema": "extraction",
     "retry": "operations",

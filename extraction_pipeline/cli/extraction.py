@@ -66,7 +66,7 @@ def _walk(directory: Path) -> Iterable[Path]:
                 yield candidate
 
 
-def _figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
+def figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
     """A metadata value as a person reads it, or None for an empty one (None, "", [], {}), which
     is not shown: names of a list (the first ``most``), counts by kind, a box as its size and corners.
     """
@@ -88,7 +88,7 @@ def _figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
                 if isinstance(element.get("children"), list) and element["children"]:
                     text += f" ({len(element['children'])} parts)"
                 return text
-        return _figure(element, most=most, width=width)
+        return figure(element, most=most, width=width)
 
     text: str | None
     if value is None:
@@ -117,7 +117,7 @@ def _figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
             more = ", ..." if len(counts) > most else ""
             text = f"{sum(value.values())} ({shown}{more})"
         else:
-            parts = [(k, _figure(v, most=most, width=width)) for k, v in value.items()]
+            parts = [(k, figure(v, most=most, width=width)) for k, v in value.items()]
             text = ", ".join(f"{k}: {v}" for k, v in parts if v is not None) or None
     elif isinstance(value, list | tuple):
         items = [shown for shown in map(item, value) if shown is not None]
@@ -129,6 +129,16 @@ def _figure(value: Any, *, most: int = 8, width: int = 160) -> str | None:
     if text is not None and len(text) > width:
         text = text[: width - 1].rstrip() + "…"
     return text
+
+
+def fact_lines(facts: Iterable[format_table.Fact], metadata: dict[str, Any]) -> list[str]:
+    """``label: value`` per fact (its first key's value), in order; empty values are left out."""
+    lines = []
+    for fact in facts:
+        shown = figure(metadata.get(fact.keys[0]))
+        if shown is not None:
+            lines.append(f"{fact.label}: {shown}")
+    return lines
 
 
 def format_summary(envelope: dict[str, Any]) -> str:
@@ -143,21 +153,17 @@ def format_summary(envelope: dict[str, Any]) -> str:
     lines = [f"{envelope['file']['name']}: {kind}, {envelope['status']} ({size} bytes, {took} ms)"]
     if not envelope.get("extension_matches", True) and fmt != "unknown":
         lines.append("  the file name extension does not match the content")
-    metadata = envelope.get("metadata") or {}
     # What it shows per format: the format's ``summary`` in the table of formats.
     spec = format_table.find(fmt)
-    for fact in spec.summary if spec is not None else ():
-        label, key = fact.label, fact.keys[0]
-        shown = _figure(metadata.get(key))
-        if shown is not None:
-            lines.append(f"  {label}: {shown}")
+    facts = spec.summary if spec is not None else ()
+    lines.extend(f"  {line}" for line in fact_lines(facts, envelope.get("metadata") or {}))
     for warning in envelope.get("warnings") or ():
-        text = _figure(warning, width=2000)
+        text = figure(warning, width=2000)
         if text is not None:
             lines.append(f"  warning: {text}")
     error = envelope.get("error")
     if error:
-        message = _figure(error.get("message"), width=2000)
+        message = figure(error.get("message"), width=2000)
         lines.append(f"  error: {error['code']} ({error['kind']})" + (f": {message}" if message else ""))
     return "\n".join(lines)
 

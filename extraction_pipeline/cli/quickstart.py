@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from extraction_pipeline.cli.common import EXIT_FAILED, fail, load_settings, open_repository, operation_errors
-from extraction_pipeline.cli.files import collect_upload_candidates, upload_candidates
+from extraction_pipeline.cli.upload import collect_upload_candidates, upload_candidates
 from extraction_pipeline.settings import Settings
 
 # The embedded instance: SQLite storage in DAGSTER_HOME, a run queue that dequeues every second.

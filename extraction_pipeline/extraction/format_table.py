@@ -2,8 +2,8 @@
 
 Each supported format is one ``FormatSpec`` in ``BUILTIN_FORMATS``; detection's extension
 tie-breaks, the envelope's ``format`` values, the extractor modules, their versions, the CLI's
-``--format`` choices, the summaries (CLI and Dagster UI), the unsupported-format message, the
-samples and ``doctor``'s checks are all derived from it.
+``--format`` choices, the summaries (the CLI's ``extract`` and ``status``, the Dagster UI), the
+unsupported-format message, the samples and ``doctor``'s checks are all derived from it.
 
 This module imports only the standard library, and resolves every module it names (extractor,
 metadata model, sample writer) lazily, on first use: the CLI and the Dagster code location read
@@ -31,9 +31,10 @@ class Fact:
     """One key fact of a summary: its label, the metadata key(s) it comes from, how it is shown.
 
     ``show`` names a way of showing the value that the summary reading it knows (see
-    ``orchestration/summary.py`` for the UI's and the job row's, ``cli/extraction.py`` for the
-    CLI's). With several keys, the value is the first one set (``a or b``). ``when`` leaves the
-    fact out unless the first key is ``"present"`` in the metadata or ``"set"`` (truthy) there.
+    ``orchestration/summary.py`` for the UI's and the job row's; the CLI's ``extract`` and
+    ``status`` show the first key's value as ``cli/extraction.py`` does, whatever ``show``). With
+    several keys, the value is the first one set (``a or b``). ``when`` leaves the fact out unless
+    the first key is ``"present"`` in the metadata or ``"set"`` (truthy) there.
     """
 
     label: str
@@ -72,6 +73,8 @@ class FormatSpec:
     figures: tuple[Fact, ...] = ()
     # What ``extraction-pipeline extract`` prints per file, in display order.
     summary: tuple[Fact, ...] = ()
+    # What ``extraction-pipeline status`` prints of a stored file's metadata, in display order.
+    status_facts: tuple[Fact, ...] = ()
     # The distributions that provide the format's library (``doctor`` names the first installed).
     distributions: tuple[str, ...] = ()
     # The generated sample (quick start, ``doctor``): its file name and ``module:function`` writer.
@@ -148,6 +151,14 @@ BUILTIN_FORMATS: tuple[FormatSpec, ...] = (
             Fact("text characters", "text_chars"),
             Fact("images", "image_count"),
         ),
+        status_facts=(
+            Fact("title", "title"),
+            Fact("author", "author"),
+            Fact("subject", "subject"),
+            Fact("pages", "page_count"),
+            Fact("PDF version", "pdf_version"),
+            Fact("created", "created_at"),
+        ),
         distributions=("pymupdf",),
         sample_file="specification.pdf",
         sample_writer=f"{_SAMPLES}:write_pdf",
@@ -171,6 +182,14 @@ BUILTIN_FORMATS: tuple[FormatSpec, ...] = (
             Fact("entities", "entity_counts"),
             Fact("texts", "text_count"),
         ),
+        status_facts=(
+            Fact("version", "dxf_version"),
+            Fact("release", "release"),
+            Fact("units", "units"),
+            Fact("layers", "layer_names"),
+            Fact("entities", "entity_counts"),
+            Fact("extents", "extents"),
+        ),
         distributions=("ezdxf",),
         sample_file="plant-room.dxf",
         sample_writer=f"{_SAMPLES}:write_dxf",
@@ -193,6 +212,15 @@ BUILTIN_FORMATS: tuple[FormatSpec, ...] = (
             Fact("layers", "layer_names"),
             Fact("entities", "entity_counts"),
             Fact("content readable", "content_readable"),
+        ),
+        status_facts=(
+            Fact("version", "dwg_version"),
+            Fact("release", "release"),
+            Fact("units", "units"),
+            Fact("title", "title"),
+            Fact("author", "author"),
+            Fact("layers", "layer_names"),
+            Fact("entities", "entity_counts"),
         ),
         distributions=("ezdwg",),
         sample_file="plant-room.dwg",
@@ -223,6 +251,14 @@ BUILTIN_FORMATS: tuple[FormatSpec, ...] = (
             Fact("schema", "schema"),
             Fact("project", "project_name"),
             Fact("authoring tool", "originating_system"),
+            Fact("buildings", "buildings"),
+            Fact("storeys", "storeys"),
+            Fact("elements", "element_counts"),
+            Fact("length unit", "length_unit"),
+        ),
+        status_facts=(
+            Fact("schema", "schema"),
+            Fact("project", "project_name"),
             Fact("buildings", "buildings"),
             Fact("storeys", "storeys"),
             Fact("elements", "element_counts"),
@@ -261,6 +297,14 @@ BUILTIN_FORMATS: tuple[FormatSpec, ...] = (
             Fact("parts", "parts"),
             Fact("solids", "solid_count"),
             Fact("faces", "face_count"),
+            Fact("length unit", "length_unit"),
+        ),
+        status_facts=(
+            Fact("protocol", "application_protocol"),
+            Fact("parts", "parts"),
+            Fact("solids", "solid_count"),
+            Fact("volume (mm3)", "volume_mm3"),
+            Fact("bounding box (mm)", "bbox_mm"),
             Fact("length unit", "length_unit"),
         ),
         distributions=("cadquery-ocp-novtk", "cadquery-ocp"),

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from extraction_pipeline.cli import cli
 from extraction_pipeline.cli.extraction import format_summary
-from extraction_pipeline.cli.files import file_table
+from extraction_pipeline.cli.listing import file_table
 from extraction_pipeline.persistence.repository import NewFile
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run
 

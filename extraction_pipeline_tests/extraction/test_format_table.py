@@ -7,7 +7,9 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from extraction_pipeline.extraction import format_table
 from extraction_pipeline.extraction.detect import Format, detect_format
 from extraction_pipeline.extraction.extract import extract_file
+from extraction_pipeline.persistence.state import ExtractionState
 from extraction_pipeline_tests.extraction import toy_format
 
 BUILTIN = ("pdf", "dxf", "dwg", "ifc", "step")
@@ -104,6 +107,37 @@ def test_a_registered_format_is_detected_extracted_and_summarized(
     assert key_facts("toy", data["metadata"]) == {"title": "Pump room", "entries": 2}
     assert job_summary(data)["figures"] == {"entries": 2}
     assert "toy" in envelope_json_schema()["properties"]["format"]["enum"]
+
+    # ``status`` shows a stored file's ``status_facts``: none given, none shown; given, shown.
+    from extraction_pipeline.cli.status import metadata_lines, status_lines
+
+    assert metadata_lines("toy", data["metadata"]) == []
+    with_status = dataclasses.replace(
+        toy,
+        name="toy2",
+        status_facts=(format_table.Fact("sheet title", "title"), format_table.Fact("keys", "entries")),
+    )
+    with format_table.registered_format(with_status):
+        row = SimpleNamespace(
+            id=7,
+            filename="notes.toy",
+            extraction_status={"status": "succeeded", "format": "toy2"},
+            state=ExtractionState(status="succeeded", format="toy2"),
+        )
+        stored = SimpleNamespace(
+            format="toy2",
+            extractor_version="0.1.0",
+            extracted_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+            metadata_=data["metadata"],
+            warnings=[],
+        )
+        assert status_lines(row, [], stored) == [
+            "7  notes.toy  succeeded (toy2)",
+            "  toy2 metadata (extractor 0.1.0, extracted 2026-01-02 03:04:05 UTC):",
+            "    sheet title: Pump room",
+            "    keys: title: Pump room, sheet: A-101",
+        ]
+    assert metadata_lines("toy2", data["metadata"]) == []  # unregistered again
 
     unknown = tmp_path / "notes.txt"
     unknown.write_text("TOYFORMAT 2\n")
