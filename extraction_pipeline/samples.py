@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -29,19 +31,60 @@ def _quiet_stdout() -> Iterator[None]:
         os.close(devnull)
 
 
-def write_pdf(path: Path) -> Path:
+SAMPLE_PDF_TEXT = "Sample specification, page {page}"
+SAMPLE_PDF_METADATA: Mapping[str, str] = MappingProxyType(
+    {"title": "Sample specification", "author": "extraction-pipeline", "subject": "quick start"}
+)
+SAMPLE_PDF_OUTLINE: tuple[tuple[str, int], ...] = (("Scope", 1), ("Details", 2))
+
+
+def pdf_bytes(
+    pages: int = 2,
+    *,
+    text: str | Callable[[int], str] = SAMPLE_PDF_TEXT,
+    at: tuple[float, float] = (72, 96),
+    fontsize: float = 14,
+    image_every: int = 0,
+    outline: Sequence[tuple[str, int]] = SAMPLE_PDF_OUTLINE,
+    notes: Iterable[int] = (),
+    metadata: Mapping[str, str] | None = SAMPLE_PDF_METADATA,
+    compress: bool = False,
+) -> bytes:
+    """A PDF of ``pages`` A4 pages written by PyMuPDF; the defaults make the quick start's sample.
+
+    ``text``: each page's text, a template with ``{page}`` (1-based) or a function of the page
+    number (lines separated by newlines), inserted at ``at`` in ``fontsize``. ``image_every``: a
+    64x64 grey image on pages 1, 1 + n, 1 + 2n, ... (0: none). ``outline``: (title, page) entries of
+    the table of contents. ``notes``: pages (1-based) that get a text annotation. ``metadata``: the
+    document information (None: PyMuPDF's own). ``compress``: deflate the streams, drop unused objects.
+    """
     import pymupdf
 
     doc = pymupdf.open()
-    for number in (1, 2):
+    picture = None
+    if image_every:
+        picture = pymupdf.Pixmap(pymupdf.csRGB, pymupdf.IRect(0, 0, 64, 64), 0)
+        picture.clear_with(180)
+    annotated = set(notes)
+    for number in range(1, pages + 1):
         page = doc.new_page(width=595, height=842)
-        page.insert_text((72, 96), f"Sample specification, page {number}", fontsize=14)
-    doc.set_metadata(
-        {"title": "Sample specification", "author": "extraction-pipeline", "subject": "quick start"}
-    )
-    doc.set_toc([[1, "Scope", 1], [1, "Details", 2]])
-    doc.save(path)
+        page.insert_text(at, text(number) if callable(text) else text.format(page=number), fontsize=fontsize)
+        if picture is not None and (number - 1) % image_every == 0:
+            page.insert_image(pymupdf.Rect(400, 700, 500, 800), pixmap=picture)
+        if number in annotated:
+            page.add_text_annot((30, 30), "note")
+    if outline:
+        doc.set_toc([[1, title, page] for title, page in outline])
+    if metadata is not None:
+        doc.set_metadata(dict(metadata))
+    data: bytes = doc.tobytes(garbage=1, deflate=True) if compress else doc.tobytes()
     doc.close()
+    return data
+
+
+def write_pdf(path: Path, pages: int = 2, **options: Any) -> Path:
+    """``pdf_bytes(pages, **options)`` written to ``path``: with the defaults, the 2-page sample."""
+    path.write_bytes(pdf_bytes(pages, **options))
     return path
 
 

@@ -1,4 +1,8 @@
-"""Hand-written PDFs for the tests: exactly the objects a test needs, with a valid xref table."""
+"""Hand-written PDFs for the tests: exactly the objects a test needs, with a valid xref table.
+
+For the hostile and edge cases PyMuPDF would not write; ordinary PDFs (pages, text, images, an
+outline) come from ``extraction_pipeline.samples.pdf_bytes`` / ``write_pdf``.
+"""
 
 from __future__ import annotations
 

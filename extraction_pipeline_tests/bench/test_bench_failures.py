@@ -18,10 +18,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from bench import extract_overhead, generate, raw
 from extraction_pipeline.extraction.extract import extract_file
 from extraction_pipeline_tests.corpus import CORPUS_DIR, REPO_ROOT
 
@@ -30,13 +30,13 @@ STUB_MESSAGE = "OCP made unimportable by the bench test"
 
 
 @pytest.fixture(scope="module")
-def pdf_and_step(bench: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pdf_and_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A corpus folder (pdf/, step/) with one small generated file each."""
     root = tmp_path_factory.mktemp("corpus")
     (root / "pdf").mkdir()
     (root / "step").mkdir()
-    bench.make_pdf(root / "pdf" / "small.pdf", 2)
-    bench.make_step(root / "step" / "parts.step", 2)
+    generate.make_pdf(root / "pdf" / "small.pdf", 2)
+    generate.make_step(root / "step" / "parts.step", 2)
     return root
 
 
@@ -51,24 +51,25 @@ def with_pythonpath(folder: Path) -> str:
     return os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
 
 
-def run_main(bench: ModuleType, corpus: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict, str]:
-    status = bench.main(["--json", "--no-generated", "--no-cold", "--repeat", "1", "--corpus", str(corpus)])
+def run_main(corpus: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict, str]:
+    status = extract_overhead.main(
+        ["--json", "--no-generated", "--no-cold", "--repeat", "1", "--corpus", str(corpus)]
+    )
     captured = capsys.readouterr()
     return status, json.loads(captured.out), captured.err
 
 
 def test_a_format_the_project_cannot_import_fails_the_run(
-    bench: ModuleType,
     pdf_and_step: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The raw side (this process) reads the STEP file.
-    bench.raw_step(pdf_and_step / "step" / "parts.step")
+    raw.raw_step(pdf_and_step / "step" / "parts.step")
     monkeypatch.setenv("PYTHONPATH", with_pythonpath(ocp_stub(tmp_path / "stub")))
 
-    status, result, err = run_main(bench, pdf_and_step, capsys)
+    status, result, err = run_main(pdf_and_step, capsys)
 
     assert status == 1
     assert len(result["failures"]) == 1, result["failures"]
@@ -84,7 +85,7 @@ def test_a_format_the_project_cannot_import_fails_the_run(
 
 
 def test_a_file_only_the_project_reads_fails_the_run(
-    bench: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = CORPUS_DIR / "dwg" / "sample_2000.dwg"
     if not source.is_file():
@@ -95,9 +96,9 @@ def test_a_file_only_the_project_reads_fails_the_run(
     cut.write_bytes(source.read_bytes()[:4000])
     assert extract_file(cut).succeeded
     with pytest.raises(Exception) as raw_error:
-        bench.raw_dwg(cut)
+        raw.raw_dwg(cut)
 
-    status, result, err = run_main(bench, tmp_path, capsys)
+    status, result, err = run_main(tmp_path, capsys)
 
     assert status == 1
     assert result["failures"] == [
@@ -109,11 +110,11 @@ def test_a_file_only_the_project_reads_fails_the_run(
 
 
 def test_files_both_sides_reject_are_listed_and_do_not_fail_the_run(
-    bench: ModuleType, pdf_and_step: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pdf_and_step: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     corpus = tmp_path / "corpus"
     shutil.copytree(pdf_and_step, corpus)
-    pymupdf = bench._pymupdf()
+    pymupdf = raw._pymupdf()
     with pymupdf.open(corpus / "pdf" / "small.pdf") as doc:
         doc.save(
             corpus / "pdf" / "locked.pdf",
@@ -122,7 +123,7 @@ def test_files_both_sides_reject_are_listed_and_do_not_fail_the_run(
             owner_pw="owner",
         )
 
-    status, result, _ = run_main(bench, corpus, capsys)
+    status, result, _ = run_main(corpus, capsys)
 
     assert status == 0
     assert result["failures"] == []

@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from bench import run
+from bench import generate, report, run
 from extraction_pipeline.settings import Settings
 from extraction_pipeline_tests.conftest import require_postgres
 
@@ -34,14 +33,9 @@ KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    return run
-
-
-def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_path: Path) -> None:
+def test_json_has_every_key_and_the_cheap_figures(capfd, tmp_path: Path) -> None:
     require_postgres()
-    status = bench.main(
+    status = run.main(
         [
             "--quick",
             "--json",
@@ -76,7 +70,7 @@ def test_json_has_every_key_and_the_cheap_figures(bench: ModuleType, capfd, tmp_
 
 
 def test_a_file_the_project_fails_but_the_raw_library_reads_fails_the_run(
-    bench: ModuleType, capfd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capfd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The project's workers (fresh interpreters, they inherit the environment) import a stub OCP
     # that raises ImportError; this process, where the raw loop runs, keeps the real one.
@@ -87,7 +81,7 @@ def test_a_file_the_project_fails_but_the_raw_library_reads_fails_the_run(
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(p for p in (str(tmp_path / "stub"), os.environ.get("PYTHONPATH")) if p)
     )
-    status = bench.main(
+    status = run.main(
         ["--scale", "tiny", "--json", "--only", "extract_overhead", "--corpus", str(tmp_path / "none")]
     )
     captured = capfd.readouterr()
@@ -101,18 +95,18 @@ def test_a_file_the_project_fails_but_the_raw_library_reads_fails_the_run(
     assert "step" not in result["details"]["extract_overhead"]["per_format"]
     assert result["targets_met"]["extract_overhead_ratio"] is False
     assert "bench FAILED" in captured.err and "step_2.step" in captured.err
-    assert "FAILED: extract_overhead: step_2.step" in bench.render(result)
+    assert "FAILED: extract_overhead: step_2.step" in report.render_run(result)
 
 
-def test_the_backfill_mix_follows_the_weights(bench: ModuleType, tmp_path: Path) -> None:
+def test_the_backfill_mix_follows_the_weights(tmp_path: Path) -> None:
     small, large = tmp_path / "small.pdf", tmp_path / "large.pdf"
-    templates = [bench.Template(small, "pdf", 3), bench.Template(large, "pdf", 1)]
-    mix = bench.backfill_mix(templates, 400)
+    templates = [generate.Template(small, "pdf", 3), generate.Template(large, "pdf", 1)]
+    mix = generate.backfill_mix(templates, 400)
     assert len(mix) == 400
     assert sum(1 for t in mix if t.path == small) == 300
 
 
-def test_the_table_says_which_targets_hold(bench: ModuleType) -> None:
+def test_the_table_says_which_targets_hold() -> None:
     result = {key: None for key in KEYS}
     result.update(
         extract_overhead_ratio=1.1,
@@ -120,7 +114,7 @@ def test_the_table_says_which_targets_hold(bench: ModuleType) -> None:
         partitions_100k={"add_1k_s": 0.05, "status_query_s": 1.2},
         details={"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.2, 0.2]},
     )
-    table = bench.render(result)
+    table = report.render_run(result)
     rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert rows["extract_overhead_ratio"].rstrip().endswith("yes")
     assert rows["latency_p95_s"].rstrip().endswith("NO")

@@ -22,19 +22,15 @@ from extraction_pipeline.orchestration.resources import ExtractionResource, disp
 from extraction_pipeline.persistence import migrate
 from extraction_pipeline.persistence.blobs import blob_store_from_url
 from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile
+from extraction_pipeline.samples import pdf_bytes
 from extraction_pipeline.settings import Settings
 
 
 def make_pdf(pages: int = 1, text: str = "hello") -> bytes:
-    import pymupdf
-
-    document = pymupdf.open()
-    for number in range(pages):
-        page = document.new_page()
-        page.insert_text((72, 72), f"{text} {number + 1}")
-    data = document.tobytes()
-    document.close()
-    return data
+    """``pages`` pages reading "<text> 1", "<text> 2", ...: no outline, PyMuPDF's own metadata."""
+    return pdf_bytes(
+        pages, text=lambda number: f"{text} {number}", at=(72, 72), fontsize=11, outline=(), metadata=None
+    )
 
 
 @dataclass

@@ -1,0 +1,251 @@
+"""The measurements of the pipeline on a deployment: the backfill against the raw loop, the
+upload latency, the sensor tick with many pending files, the partitions and their status query."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from typing import Any
+
+from bench.common import REPO, log
+from bench.deploy import Deployment, completed_at, upload, upload_historic, wait_until_final
+from bench.generate import Template
+from bench.raw import raw_loop_s
+
+
+def _status_reason(status: dict[str, Any]) -> str:
+    error = status.get("error") or {}
+    if isinstance(error, dict) and (error.get("code") or error.get("message")):
+        message = " ".join(str(error.get("message") or "").split())[:300]
+        return f"{status.get('status')}: {error.get('code')}: {message}"
+    return str(status.get("status") or "no status")
+
+
+def measure_backfill(deploy: Deployment, repository: Any, mix: list[Template]) -> dict[str, Any]:
+    """N historic files through ``backfill`` and the (already running, warm) daemon.
+
+    The time runs from the backfill's launch (queueing the files and creating the Dagster backfill,
+    as ``extraction-pipeline backfill`` does) to the last file's ``succeeded``. The raw loop runs
+    on the same stored files before and after (the daemon idle), and the mean of the two counts:
+    other load on the machine then hits both sides alike.
+    """
+    from extraction_pipeline.cli.operations import launch_backfill
+    from extraction_pipeline.orchestration.partitions import run_key_for
+    from extraction_pipeline.persistence.blobs import blob_store_from_url
+
+    log(f"backfill: storing {len(mix)} historic files")
+    ids = upload_historic(deploy, repository, mix)
+    started = time.time()
+    queued = repository.queue_files(ids, only_pending=False, run_key=run_key_for, backfill=True)
+    with deploy.instance() as instance:
+        keys = [item.partition_key for item in queued]
+        backfill_id = launch_backfill(instance, keys, title=f"bench backfill of {len(keys)} file(s)")
+    launch_s = time.time() - started
+    log(f"backfill {backfill_id}: {len(keys)} files launched in {launch_s:.1f} s")
+    store = blob_store_from_url(deploy.storage_url)
+    rows = {row.id: row for row in repository.list_files(ids=ids)}
+    blob_files = [(store.path_of(rows[i].storage_uri), t.fmt) for i, t in zip(ids, mix, strict=True)]
+    states = wait_until_final(deploy, repository, ids, timeout_s=3600, what="backfill")
+    succeeded = [s for s in states.values() if s.get("status") == "succeeded"]
+    # Every file of the mix went through the raw loop (before the backfill): one the project did
+    # not extract is a failure of the run, not a file to leave out of the figure.
+    failures = [
+        f"backfill: {t.path.name} (file {i}) ended {_status_reason(states[i])}, but the raw library reads it"
+        for i, t in zip(ids, mix, strict=True)
+        if states[i].get("status") != "succeeded"
+    ]
+    last = max(completed_at(s) for s in succeeded) if succeeded else time.time()
+    wall = last - started
+    log("backfill: the raw single-process loop over the same stored files")
+    raw_after = raw_loop_s(blob_files, [f"{t.path.name} (file {i})" for i, t in zip(ids, mix, strict=True)])
+    runs = {s.get("run_id") for s in states.values() if s.get("run_id")}
+    with deploy.instance() as instance:
+        records = [instance.get_run_record_by_id(r) for r in runs]
+    records = [r for r in records if r is not None]
+    by_sensor = sum(1 for r in records if "dagster/backfill" not in r.dagster_run.tags)
+    starts = [r.start_time for r in records if r.start_time]
+    # Dagster's backfill daemon looks for new backfills every 30 s (fixed): the first run waits
+    # for it. What follows is the throughput of the runs themselves.
+    first_start = min(starts) if starts else started
+    return {
+        "files": len(ids),
+        "succeeded": len(succeeded),
+        "failed": len(ids) - len(succeeded),
+        "wall_s": round(wall, 2),
+        "launch_s": round(launch_s, 2),
+        "first_run_started_after_s": round(first_start - started, 2),
+        "runs_wall_s": round(last - first_start, 2),
+        "raw_after_s": round(raw_after, 2),
+        "runs": len(records),
+        "taken_by_sensor": by_sensor,
+        "bytes": sum(p.stat().st_size for p, _ in blob_files),
+        "failures": failures,
+    }
+
+
+def measure_latency(
+    deploy: Deployment, repository: Any, templates: list[Template], uploads: int, pace_s: float
+) -> dict[str, Any]:
+    """Uploads one at a time every ``pace_s``; latency = the row's commit -> ``succeeded``."""
+    small = sorted(templates, key=lambda t: t.path.stat().st_size)[: max(1, len(templates) * 2 // 3)]
+    committed: dict[int, float] = {}
+    names: dict[int, str] = {}
+    next_at = time.monotonic()
+    for number in range(uploads):
+        deploy.check_daemon()
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += pace_s
+        path = small[number % len(small)].path
+        file_id = upload(deploy, repository, path)
+        committed[file_id] = time.time()
+        names[file_id] = path.name
+    states = wait_until_final(deploy, repository, list(committed), timeout_s=600, what="latency")
+    # The templates are files the raw libraries read (the overhead step checks them).
+    failures = [
+        f"latency: upload of {names[i]} (file {i}) ended {_status_reason(states[i])}"
+        for i in committed
+        if states[i].get("status") != "succeeded"
+    ]
+    latencies = sorted(
+        completed_at(states[i]) - committed[i] for i in committed if states[i].get("status") == "succeeded"
+    )
+    return {
+        "uploads": uploads,
+        "pace_s": pace_s,
+        "succeeded": len(latencies),
+        "p50_s": round(_quantile(latencies, 0.50), 2),
+        "p95_s": round(_quantile(latencies, 0.95), 2),
+        "max_s": round(latencies[-1], 2) if latencies else None,
+        "failures": failures,
+    }
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
+
+
+def insert_pending(url: str, count: int) -> None:
+    """``count`` pending rows in ``cloud_files`` in one statement (no blobs: the sensor never reads them)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO cloud_files (filename, size_bytes, sha256, storage_uri, uploaded_at) "
+                "SELECT 'historic_' || g || '.pdf', 1000, repeat('0', 64), 'file:///nowhere/' || g, now() "
+                "FROM generate_series(1, :n) AS g"
+            ),
+            {"n": count},
+        )
+        conn.execute(sa.text("ANALYZE cloud_files"))
+    engine.dispose()
+
+
+def measure_sensor_tick(deploy: Deployment, pending: int, ticks: int) -> dict[str, Any]:
+    """The upload sensor evaluated in-process (as the code server does) with ``pending`` files waiting."""
+    import dagster as dg
+
+    from extraction_pipeline.definitions import build_definitions
+    from extraction_pipeline.orchestration.resources import ExtractionResource
+    from extraction_pipeline.orchestration.sensors import SENSOR_NAME
+    from extraction_pipeline.settings import Settings
+
+    log(f"sensor: inserting {pending:,} pending files")
+    insert_pending(deploy.app_url, pending)
+    settings = Settings.from_env(deploy.env)
+    resource = ExtractionResource(database_url=deploy.app_url, storage_url=deploy.storage_url)
+    sensor = build_definitions(settings, resource).get_sensor_def(SENSOR_NAME)
+    times: list[float] = []
+    requested = 0
+    with deploy.instance() as instance:
+        cursor = None
+        for _ in range(ticks):
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"extraction": resource}
+            ) as context:
+                started = time.perf_counter()
+                result = sensor(context)
+                times.append(time.perf_counter() - started)
+            cursor = result.cursor
+            requested = len(result.run_requests or [])
+    return {
+        "pending": pending,
+        "ticks_s": [round(t, 3) for t in times],
+        "median_s": round(statistics.median(times), 3),
+        "max_s": round(max(times), 3),
+        "runs_requested_per_tick": requested,
+    }
+
+
+PARTITION_STATUS_QUERY = """
+query PartitionStatus($assetKey: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $assetKey) {
+    __typename
+    ... on AssetNode {
+      partitionKeysByDimension { name partitionKeys }
+      assetPartitionStatuses {
+        __typename
+        ... on DefaultPartitionStatuses {
+          materializedPartitions failedPartitions unmaterializedPartitions materializingPartitions
+        }
+      }
+      partitionStats { numMaterialized numPartitions numFailed numMaterializing }
+    }
+  }
+}
+"""
+
+
+def measure_partitions(deploy: Deployment, registered: int, more: int, queries: int) -> dict[str, Any]:
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import WorkspaceFileTarget
+    from dagster_graphql.test.utils import execute_dagster_graphql
+
+    from extraction_pipeline.orchestration.partitions import cloud_files_partitions
+
+    name = cloud_files_partitions.name
+    with deploy.instance() as instance:
+        have = len(instance.get_dynamic_partitions(name))
+        log(f"partitions: registering {registered - have:,} more (have {have:,})")
+        base = 10_000_000
+        keys = [str(base + i) for i in range(registered - have)]
+        for start in range(0, len(keys), 10_000):
+            instance.add_dynamic_partitions(name, keys[start : start + 10_000])
+        extra = [str(base + registered + i) for i in range(more)]
+        started = time.perf_counter()
+        instance.add_dynamic_partitions(name, extra)
+        add_s = time.perf_counter() - started
+        total = len(instance.get_dynamic_partitions(name))
+        target = WorkspaceFileTarget(paths=[str(REPO / "workspace.yaml")])
+        times: list[float] = []
+        saved_cwd = os.getcwd()
+        os.chdir(REPO)
+        try:
+            with WorkspaceProcessContext(instance, target) as process_context:
+                for _ in range(queries):
+                    started = time.perf_counter()
+                    result = execute_dagster_graphql(
+                        process_context.create_request_context(),
+                        PARTITION_STATUS_QUERY,
+                        variables={"assetKey": {"path": ["cloud_file_metadata"]}},
+                    )
+                    times.append(time.perf_counter() - started)
+                    if result.errors:
+                        raise RuntimeError(f"GraphQL errors: {result.errors}")
+        finally:
+            os.chdir(saved_cwd)
+        node = result.data["assetNodeOrError"]
+        stats = node.get("partitionStats") or {}
+    return {
+        "registered": total,
+        "add_1k_s": round(add_s, 3),
+        "status_query_s": round(statistics.median(times), 3),
+        "status_query_runs_s": [round(t, 3) for t in times],
+        "materialized": stats.get("numMaterialized"),
+    }
