@@ -6,9 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from extraction_pipeline.persistence.repository import CloudFileRepository
 
 # The PostgreSQL server CI provides; each test run creates its own databases on it.
 PG_ADMIN_URL = os.environ.get(
@@ -107,3 +111,25 @@ def extraction_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("EXTRACTION_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def repository(db_url: str) -> Iterator[CloudFileRepository]:
+    """A migrated application database (SQLite, then PostgreSQL) behind its repository."""
+    from extraction_pipeline.persistence import migrate
+    from extraction_pipeline.persistence.repository import CloudFileRepository
+
+    migrate.upgrade(db_url)
+    repository = CloudFileRepository.from_url(db_url)
+    try:
+        yield repository
+    finally:
+        repository.dispose()
+
+
+def add_file_row(repository: CloudFileRepository, name: str) -> int:
+    """A cloud_files row whose blob is never read (the tests that use it do not extract)."""
+    from extraction_pipeline.persistence.repository import NewFile
+
+    new = NewFile(filename=name, size_bytes=1, sha256="0" * 64, storage_uri=f"mem://{name}")
+    return repository.add_file(new).id

@@ -6,7 +6,6 @@ fakes for reading and extracting a file, then checks the outcomes and what the d
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -15,27 +14,12 @@ import pytest
 
 from extraction_pipeline.orchestration import batch
 from extraction_pipeline.orchestration.batch import Outcome, RunAttempt
-from extraction_pipeline.persistence import migrate
 from extraction_pipeline.persistence.models import CloudFile, utcnow
-from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile
+from extraction_pipeline.persistence.repository import CloudFileRepository
 from extraction_pipeline.persistence.state import FileStatus, JobStatus
+from extraction_pipeline_tests.conftest import add_file_row
 
-
-@pytest.fixture
-def repository(db_url: str) -> Iterator[CloudFileRepository]:
-    migrate.upgrade(db_url)
-    repository = CloudFileRepository.from_url(db_url)
-    try:
-        yield repository
-    finally:
-        repository.dispose()
-
-
-def add(repository: CloudFileRepository, name: str) -> int:
-    row = repository.add_file(
-        NewFile(filename=name, size_bytes=1, sha256="0" * 64, storage_uri=f"mem://{name}")
-    )
-    return row.id
+add = add_file_row
 
 
 def attempt(

@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from extraction_pipeline.extraction import errors as core_errors
-from extraction_pipeline.persistence import migrate
 from extraction_pipeline.persistence.attempts import Attempts
 from extraction_pipeline.persistence.errors import DatabaseUnavailable
 from extraction_pipeline.persistence.files import FileQueries
 from extraction_pipeline.persistence.queueing import Queueing
-from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile, QueuedFile
+from extraction_pipeline.persistence.repository import CloudFileRepository, QueuedFile
 from extraction_pipeline.persistence.state import FileStatus
+from extraction_pipeline_tests.conftest import add_file_row
 
-
-@pytest.fixture
-def repository(db_url: str) -> Iterator[CloudFileRepository]:
-    migrate.upgrade(db_url)
-    repository = CloudFileRepository.from_url(db_url)
-    try:
-        yield repository
-    finally:
-        repository.dispose()
-
-
-def add(repository: CloudFileRepository, name: str) -> int:
-    new = NewFile(filename=name, size_bytes=1, sha256="0" * 64, storage_uri=f"mem://{name}")
-    return repository.add_file(new).id
+add = add_file_row
 
 
 def test_the_repository_only_composes_its_query_groups() -> None:
