@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,3 +135,18 @@ def add_file_row(repository: CloudFileRepository, name: str) -> int:
 
     new = NewFile(filename=name, size_bytes=1, sha256="0" * 64, storage_uri=f"mem://{name}")
     return repository.add_file(new).id
+
+
+def run_cli(
+    env: dict[str, str], *args: str, cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``extraction-pipeline ARGS`` in a fresh process (``python -m``), as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

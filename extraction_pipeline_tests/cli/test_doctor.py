@@ -11,11 +11,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 from extraction_pipeline.samples import write_dxf
+from extraction_pipeline_tests.conftest import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FORMATS = ["pdf", "dxf", "dwg", "ifc", "step"]
@@ -36,16 +35,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def ep(env: dict[str, str], *args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extraction_pipeline", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+ep = run_cli
 
 
 def free_port() -> int:

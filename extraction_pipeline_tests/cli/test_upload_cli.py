@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from click.testing import CliRunner
 
 from extraction_pipeline.cli import cli
 from extraction_pipeline.persistence.models import CloudFile
+from extraction_pipeline_tests.conftest import run_cli
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -164,14 +164,7 @@ def test_upload_on_postgresql_from_a_folder_outside_the_repo(
     workdir.mkdir()
 
     def cli_run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "extraction_pipeline", *args],
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(env, *args, cwd=workdir, timeout=120)
 
     before = cli_run("upload", str(sample_dir))
     assert before.returncode == 1 and "db upgrade" in before.stderr  # no schema yet: told what to do

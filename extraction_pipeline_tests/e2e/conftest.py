@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres
+from extraction_pipeline_tests.conftest import create_pg_database, drop_pg_database, require_postgres, run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 240
@@ -83,14 +83,7 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "extraction_pipeline", *args],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(env, *args, cwd=REPO_ROOT, timeout=120)
 
 
 # The pipeline's daemon (backfills picked up within seconds), and Dagster's own, as INTERFACE.md's

@@ -4,15 +4,8 @@ What is read where:
 
 * the file header (first bytes): version string, maintenance release, codepage, security flags and,
   for R2004 and newer, the address of the SummaryInfo section;
-* the drawing properties (Drawing Properties dialog: title, subject, author, ...):
-  - R2004 and newer: the SummaryInfo section at the address stored at 0x20 of the header. It is
-    written uncompressed; strings are a 16-bit length (terminating NUL included) followed by 8-bit
-    characters in the drawing codepage, or by UTF-16LE code units from R2007 (AC1021) on;
-  - R13 to R2000: the ``DWGPROPS`` XRECORD of the named object dictionary. The object stream is a
-    bit stream, so its data is found by searching the ``DWGPROPS COOKIE`` marker at all eight bit
-    offsets; the data is a list of (group code, value) pairs, strings being a 16-bit length, a
-    codepage byte and the characters;
-  - older releases carry no drawing properties;
+* the drawing properties (Drawing Properties dialog: title, subject, author, ...): SummaryInfo
+  from R2004, the ``DWGPROPS`` XRECORD from R13 to R2000 (``dwg_properties.py`` says how);
 * layers and model-space entities: ``ezdwg`` (R13 and newer).
 
 Where: ``dwg_header`` (the file header, the release and codepage tables), ``dwg_properties``
