@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def upload_candidates(
     store = blob_store_from_url(settings.storage_url)
     if not show_progress:
         return [_upload_one(c, store, repository, settings.max_file_bytes) for c in candidates]
-    with click.progressbar(candidates, label="uploading", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(candidates, label="uploading", file=sys.stderr) as bar:
         return [_upload_one(c, store, repository, settings.max_file_bytes) for c in bar]
 
 
