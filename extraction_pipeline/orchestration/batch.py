@@ -24,11 +24,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from extraction_pipeline.persistence.models import CloudFile, utcnow
-from extraction_pipeline.persistence.state import DONE_JOB_STATUSES, ExtractionState, FileStatus, JobStatus
+# Not persistence.models (SQLAlchemy's ORM, 0.15-0.3 s): the code location imports this module on
+# every run and sensor tick; the repository brings the models when a run first touches the database.
+from extraction_pipeline.persistence.state import (
+    DONE_JOB_STATUSES,
+    ExtractionState,
+    FileStatus,
+    JobStatus,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from extraction_pipeline.extraction.envelope import Envelope
+    from extraction_pipeline.persistence.models import CloudFile
     from extraction_pipeline.persistence.repository import CloudFileRepository
 
 # Files written per transaction by ``materialize``.
