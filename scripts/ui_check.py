@@ -24,8 +24,8 @@ What it does:
      version/units/layer names, IFC schema/project/storeys, STEP parts/volume/box) and the full
      metadata JSON (``[Show JSON]`` opens it).
 
-   A screenshot of every page goes to ``--out`` (default: ``ui-check`` in the system's temporary
-   folder, e.g. ``/tmp/ui-check``; nothing is written into the repository).
+   A screenshot of every page goes to ``--out`` (default: a folder ``ui-check`` in the system's
+   temporary folder, ``tempfile.gettempdir()``; nothing is written into the repository).
 4. Prints what it checked; exits 0 when every check passed, 1 when one failed, 2 when the check
    could not run (no Playwright, no Chromium, the webserver did not come up).
 
@@ -35,8 +35,8 @@ Requirements: ``pip install playwright`` and Debian's Chromium (``apt-get instal
 
 Usage::
 
-    python3 scripts/ui_check.py                    # screenshots in /tmp/ui-check
-    python3 scripts/ui_check.py --out /tmp/shots --keep   # keep the temporary deployment
+    python3 scripts/ui_check.py                          # screenshots in <tempdir>/ui-check
+    python3 scripts/ui_check.py --out shots --keep       # screenshots in ./shots; keep the deployment
 """
 
 from __future__ import annotations
