@@ -90,9 +90,10 @@ def is_extractor_fault(exc: BaseException) -> bool:
     return False
 
 
-def extractor_fault_message(exc: BaseException) -> str:
+def extractor_fault_message(cause: str) -> str:
+    """The message of an ``extractor_error``; ``cause`` is ``"ExceptionType: what it said"``."""
     return (
-        f"the installation or the extractor failed, not the file ({type(exc).__name__}: {exc}); "
+        f"the installation or the extractor failed, not the file ({cause}); "
         "run `extraction-pipeline doctor`, fix the installation, then `extraction-pipeline retry --failed`"
     )[:2000]
 

@@ -90,7 +90,7 @@ def extract_file(
         error = ErrorInfo(kind="permanent", code="out_of_memory", message="the extraction ran out of memory")
     except Exception as exc:
         if is_extractor_fault(exc):  # the installation or our code, not the file
-            error = ErrorInfo.from_exception(ExtractorError(extractor_fault_message(exc)))
+            error = ErrorInfo.from_exception(ExtractorError(extractor_fault_message(f"{type(exc).__name__}: {exc}")))
         else:  # a parser library choking on the bytes: the file is unreadable
             error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
     return failed_envelope(

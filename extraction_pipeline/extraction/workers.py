@@ -70,7 +70,6 @@ from __future__ import annotations
 # Light modules only: importing this stays free of the envelope machinery (pydantic).
 from extraction_pipeline.extraction.worker.boundary import (
     child_environment,
-    extractor_fault_message_of,
     receive_message,
     send_message,
 )
@@ -101,7 +100,6 @@ __all__ = [
     "WorkerResult",
     "child_environment",
     "extract_isolated",
-    "extractor_fault_message_of",
     "failure_envelope",
     "fault_injection_enabled",
     "receive_message",

@@ -50,10 +50,3 @@ def send_message(conn: Connection, message: Any) -> None:
 
 def receive_message(conn: Connection) -> Any:
     return json.loads(conn.recv_bytes().decode("utf-8"))
-
-
-def extractor_fault_message_of(failure: str) -> str:
-    return (
-        f"the extractor failed, not the file ({failure}); run `extraction-pipeline doctor` and "
-        "report it if the installation is sound"
-    )[:2000]

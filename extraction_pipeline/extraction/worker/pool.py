@@ -18,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 # Only light modules at import time: the envelope machinery (pydantic, detection, the registry) is
 # imported where it is used, so a caller can start a worker first and load the rest while the
 # worker starts (``WorkerPool.prestart``; a one-file `extract` saves about 0.2 s that way).
-from extraction_pipeline.extraction.errors import WORKER_FAILURE_CODES, worker_failure_kind
+from extraction_pipeline.extraction.errors import (
+    WORKER_FAILURE_CODES,
+    extractor_fault_message,
+    worker_failure_kind,
+)
 from extraction_pipeline.extraction.limits import DEFAULT_MAX_FILE_BYTES
 from extraction_pipeline.extraction.worker.boundary import (
-    extractor_fault_message_of,
     receive_message,
     send_message,
 )
@@ -294,7 +297,7 @@ class WorkerPool:
                 error = reply["os_error"]
                 raise OSError(error.get("errno"), error.get("strerror"), error.get("filename"))
             if "failure" in reply:  # an exception that escaped extract_file: our code, not the file
-                message = extractor_fault_message_of(reply["failure"])
+                message = extractor_fault_message(str(reply["failure"]))
                 envelope = self._failure(
                     path, name, "extractor_error", message, attempt, max_attempts, started
                 )
