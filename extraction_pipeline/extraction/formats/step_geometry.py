@@ -33,9 +33,10 @@ a real (if useless) STEP file: it succeeds with zero counts, null volume/area/bo
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,39 @@ def normalize_length_unit(name: str | None) -> str | None:
     return _UNIT_BY_NAME.get(cleaned, name.strip())
 
 
+class _LogFile:
+    """Where OpenCascade's printer writes: one in-memory file per process (Linux ``memfd``).
+
+    A temporary folder per read cost a mkdir and an rmdir per file (0.3 ms on a quiet machine, several
+    ms on a busy one) and a folder per process would outlive a worker that is killed; an anonymous
+    memory file needs neither and goes with the process. Elsewhere: a temporary folder per read.
+    """
+
+    _fd: int | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls) -> Iterator[tuple[str, Callable[[], bytes]]]:
+        """(path for the printer, function reading what was written), valid inside the block."""
+        if cls._fd is None and hasattr(os, "memfd_create"):
+            with contextlib.suppress(OSError):
+                cls._fd = os.memfd_create("opencascade-log", os.MFD_CLOEXEC)
+        if cls._fd is not None:
+            fd = cls._fd
+            os.ftruncate(fd, 0)  # the printer opens the path without appending; this is belt and braces
+            yield f"/proc/self/fd/{fd}", lambda: os.pread(fd, _LOG_LIMIT, 0)
+            return
+        with tempfile.TemporaryDirectory(prefix="step-log-") as folder:
+            path = Path(folder) / "opencascade.log"
+
+            def read() -> bytes:
+                with contextlib.suppress(OSError), path.open("rb") as handle:
+                    return handle.read(_LOG_LIMIT)
+                return b""
+
+            yield str(path), read
+
+
 @contextlib.contextmanager
 def _opencascade_log() -> Iterator[list[str]]:
     """Send OpenCascade's messages to a private log instead of stdout (the CLI prints JSON there).
@@ -85,9 +119,8 @@ def _opencascade_log() -> Iterator[list[str]]:
     messenger = Message.DefaultMessenger_s()
     previous = list(messenger.Printers())
     lines: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="step-log-") as folder:
-        log_path = Path(folder) / "opencascade.log"
-        printer = Message_PrinterOStream(str(log_path), False, Message_Gravity.Message_Info)
+    with _LogFile.open() as (log_path, read_log):
+        printer = Message_PrinterOStream(log_path, False, Message_Gravity.Message_Info)
         for old in previous:
             messenger.RemovePrinter(old)
         messenger.AddPrinter(printer)
@@ -98,10 +131,10 @@ def _opencascade_log() -> Iterator[list[str]]:
             del printer  # closes the file stream
             for old in previous:
                 messenger.AddPrinter(old)
-            text = ""
-            with contextlib.suppress(OSError), log_path.open("rb") as handle:
-                text = handle.read(_LOG_LIMIT).decode("utf-8", "replace")
-            for line in text.splitlines():
+            text = b""
+            with contextlib.suppress(OSError):
+                text = read_log()
+            for line in text.decode("utf-8", "replace").splitlines():
                 line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip(" *\t")
                 if line and line not in lines:
                     lines.append(line)

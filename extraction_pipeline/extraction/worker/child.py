@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from extraction_pipeline.extraction.worker.boundary import receive_message, send_message
-from extraction_pipeline.extraction.worker.diagnosis import proc_status_kib
+from extraction_pipeline.extraction.worker.diagnosis import proc_status_fields
 from extraction_pipeline.extraction.worker.faults import inject_fault
 
 # The worker is a fresh interpreter (``python -c``), never a fork of the caller, and unlike
@@ -115,9 +115,9 @@ def _watch_parent(parent_pid: int) -> None:  # pragma: no cover - worker process
 def _own_memory() -> dict[str, int]:  # pragma: no cover - worker process
     # VmHWM belongs to this program's address space. ru_maxrss would not do: Linux carries it
     # over exec, so a worker started from a big parent would report the parent's peak.
-    hwm = proc_status_kib(os.getpid(), "VmHWM")
+    fields = proc_status_fields(os.getpid(), "VmHWM", "VmRSS")
+    hwm, rss = fields.get("VmHWM"), fields.get("VmRSS")
     peak = hwm * 1024 if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    rss = proc_status_kib(os.getpid(), "VmRSS")
     return {"peak_rss_bytes": peak, "rss_bytes": rss * 1024 if rss is not None else peak}
 
 

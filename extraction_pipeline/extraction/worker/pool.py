@@ -28,7 +28,7 @@ from extraction_pipeline.extraction.worker.boundary import (
     receive_message,
     send_message,
 )
-from extraction_pipeline.extraction.worker.diagnosis import describe_death, oom_kill_counts, oom_killed_since
+from extraction_pipeline.extraction.worker.diagnosis import OomBaseline, describe_death, oom_killed_since
 from extraction_pipeline.extraction.worker.faults import fault_injection_enabled
 from extraction_pipeline.extraction.worker.process import Worker, WorkerStartFailed
 
@@ -108,6 +108,7 @@ class WorkerPool:
         self._idle: list[_Slot] = list(reversed(self._slots))
         self._closed = False
         self._peak_rss = 0
+        self._oom_baseline = OomBaseline()
         _live_pools.add(self)
 
     @classmethod
@@ -264,7 +265,7 @@ class WorkerPool:
                     envelope = self._failure(path, name, exc.code, message, attempt, max_attempts, started)
                     return WorkerResult(envelope, None, None, True)
             started = time.monotonic()
-            oom_before = oom_kill_counts()
+            oom_before = self._oom_baseline.counts()
             try:
                 send_message(worker.conn, [str(path), name])
                 break
