@@ -50,6 +50,9 @@ def deployment_env(tmp_path: Path, app_url: str, dagster_url: str) -> dict[str, 
         EXTRACTION_MAX_RETRIES="1",
         EXTRACTION_BACKFILL_BATCH_SIZE="3",
         EXTRACTION_TIMEOUT_S="60",
+        # `extraction-pipeline daemon` checks the installation first (5-10 s per start); that
+        # check has its own test (cli/test_doctor.py), these deployments start many daemons.
+        EXTRACTION_DOCTOR_AT_START="0",
     )
     return env
 
