@@ -16,7 +16,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,7 @@ _VARIABLES: dict[str, _Variable] = {
     "requeue_grace_s": _Variable("EXTRACTION_REQUEUE_GRACE_S", int, 300, low=1),
     "backfill_poll_s": _Variable("EXTRACTION_BACKFILL_POLL_S", float, 2.0, low=0.5, high=30.0),
     "doctor_at_start": _Variable("EXTRACTION_DOCTOR_AT_START", bool, True),
+    "api_token": _Variable("EXTRACTION_API_TOKEN", str, None),
 }
 
 
@@ -171,6 +172,8 @@ class Settings:
     backfill_poll_s: float
     # `extraction-pipeline daemon` runs `doctor` before it starts (quickstart runs it once for both).
     doctor_at_start: bool
+    # The bearer token of the HTTP API (`serve`); never shown, not even in this object's repr.
+    api_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -197,6 +200,7 @@ class Settings:
             requeue_grace_s=read["requeue_grace_s"],
             backfill_poll_s=read["backfill_poll_s"],
             doctor_at_start=read["doctor_at_start"],
+            api_token=read["api_token"],
         )
 
     @property

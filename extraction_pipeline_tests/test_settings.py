@@ -92,6 +92,7 @@ def test_empty_or_blank_means_the_default(tmp_path: Path, monkeypatch: pytest.Mo
         "EXTRACTION_STORAGE_URL",
         "EXTRACTION_NOTIFY_WEBHOOK_URL",
         "EXTRACTION_DOCTOR_AT_START",
+        "EXTRACTION_API_TOKEN",
     ]
     for blank in ("", "   "):
         assert Settings.from_env(dict.fromkeys(names, blank)) == Settings.from_env({})
@@ -292,3 +293,10 @@ def test_cli_reports_every_bad_variable_in_one_line_and_exits_2() -> None:
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert PASSWORD not in result.stderr + result.stdout
+
+
+def test_the_api_token_is_read_once_and_never_shown() -> None:
+    settings = Settings.from_env({"EXTRACTION_API_TOKEN": "s3cret-token"})
+    assert settings.api_token == "s3cret-token"
+    assert "s3cret-token" not in repr(settings)
+    assert Settings.from_env({}).api_token is None

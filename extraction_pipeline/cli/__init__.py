@@ -23,6 +23,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "retry": "operations",
     "cancel": "operations",
     "backfill": "operations",
+    "delete": "delete",
+    "serve": "serve",
     "quickstart": "quickstart",
     "daemon": "daemon",
     "doctor": "doctor",

@@ -9,29 +9,10 @@ import click
 
 from extraction_pipeline.cli.choices import FormatChoice
 from extraction_pipeline.cli.common import emit_json, load_settings, open_repository, operation_errors
-from extraction_pipeline.persistence.state import STATUSES, ExtractionState, FileStatus
+from extraction_pipeline.persistence.state import STATUSES, FileStatus
+from extraction_pipeline.service.documents import file_summary
 
-
-def file_summary(row: Any) -> dict[str, Any]:
-    state: ExtractionState | None = row.state
-    if state is None:
-        return {
-            "id": row.id,
-            "filename": row.filename,
-            "format": None,
-            "status": None,
-            "attempts": 0,
-            "error": None,
-        }
-    document = state.document()  # the keys as stored: a missing one reads as before
-    return {
-        "id": row.id,
-        "filename": row.filename,
-        "format": state.format,
-        "status": document.get("status"),
-        "attempts": document.get("attempts", 0),
-        "error": state.error_document(),
-    }
+__all__ = ["file_summary", "file_table", "list_files", "printable"]
 
 
 @click.command(name="list")

@@ -1,9 +1,12 @@
-"""``retry``, ``cancel`` and ``backfill``: operator commands on the pipeline, and ``quickstart``."""
+"""``retry``, ``cancel`` and ``backfill``: operator commands on the pipeline.
+
+The work is ``service.operations``' (the HTTP API calls the same functions); this module parses
+the options and prints.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 
@@ -17,28 +20,25 @@ from extraction_pipeline.cli.common import (
     operation_errors,
 )
 from extraction_pipeline.cli.instance import open_dagster_instance
-from extraction_pipeline.extraction.errors import FILE_FAULT_CODES
-from extraction_pipeline.orchestration.dagster_internals import PARTITION_TAG
-from extraction_pipeline.persistence.repository import status_of
-from extraction_pipeline.persistence.state import ACTIVE_STATUSES, FileStatus
+from extraction_pipeline.persistence.state import FileStatus
+from extraction_pipeline.service.operations import (
+    BackfillSelection,
+    cancel_files,
+    launch_backfill,
+    queue_backfill,
+    retry_files,
+)
 
-ACTIVE_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED")
-
-# Failures that are the file's fault: the same bytes through the same installation can only fail
-# again, so `retry --failed` leaves them out unless --force (errors.FILE_FAULT_CODES). Every other
-# code (extractor_error, timeout, out_of_memory, crashed, storage_unavailable, database_unavailable,
-# an unknown one) is worth another try.
-# States `retry` takes a file from, without and with --force (queued and running files never).
-RETRY_STATUSES = (FileStatus.FAILED, FileStatus.CANCELLED)
-FORCE_RETRY_STATUSES = (FileStatus.FAILED, FileStatus.CANCELLED, FileStatus.SKIPPED, FileStatus.SUCCEEDED)
+__all__ = ["COMMANDS", "backfill", "cancel", "id_list", "launch_backfill", "plural", "retry"]
 
 
-def _error_code(row: Any) -> str | None:
-    return row.state.error_code if row.state is not None else None
-
-
-def _plural(count: int, word: str) -> str:
+def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def id_list(ids: list[int], most: int = 20) -> str:
+    shown = ", ".join(map(str, ids[:most]))
+    return shown if len(ids) <= most else f"{shown} and {len(ids) - most} more"
 
 
 @click.command()
@@ -72,35 +72,17 @@ def retry(
         fail("give file ids, --failed or --cancelled")
     settings = load_settings()
     repository = open_repository(settings)
-    reasons: dict[int, str] = {}  # file id -> why it was left alone
-    file_faults: dict[str, list[int]] = {}  # error code -> failed files left out by --failed
     with operation_errors():
-        ids = set(file_ids)
-        if all_failed:
-            for row in repository.list_files(status=FileStatus.FAILED):
-                code = _error_code(row)
-                if force or row.id in ids or code not in FILE_FAULT_CODES:
-                    ids.add(row.id)
-                else:
-                    file_faults.setdefault(str(code), []).append(row.id)
-                    reasons[row.id] = f"failed with {code}: the file itself is at fault, it would fail again"
-        if all_cancelled:
-            ids.update(repository.ids_by_filter(status=FileStatus.CANCELLED))
-        rows = {row.id: row for row in repository.list_files(ids=sorted(ids))} if ids else {}
-        statuses = FORCE_RETRY_STATUSES if force else RETRY_STATUSES
-        requeued = repository.reset_to_pending(sorted(ids), statuses=statuses)
+        outcome = retry_files(
+            repository, file_ids, all_failed=all_failed, all_cancelled=all_cancelled, force=force
+        )
     repository.dispose()
-    missing = sorted(ids - set(rows))
-    for file_id in sorted(set(rows) - set(requeued)):
-        state = status_of(rows[file_id])
-        if state in ACTIVE_STATUSES:
-            reasons[file_id] = f"{state}: already on its way"
-        elif state == FileStatus.PENDING:
-            reasons[file_id] = "pending: not extracted yet, the pipeline picks it up"
-        elif state in FORCE_RETRY_STATUSES:
-            reasons[file_id] = f"{state}: --force re-extracts it"
-        else:
-            reasons[file_id] = f"{state}: cannot be queued again"
+    requeued, reasons, file_faults, missing = (
+        outcome.requeued,
+        outcome.reasons,
+        outcome.file_faults,
+        outcome.not_found,
+    )
     skipped = sorted(reasons)
     if as_json:
         emit_json(
@@ -109,48 +91,28 @@ def retry(
                 "skipped": skipped,
                 "not_found": missing,
                 "skipped_reasons": {str(file_id): reasons[file_id] for file_id in skipped},
-                "skipped_file_errors": dict(sorted(file_faults.items())),
+                "skipped_file_errors": file_faults,
             }
         )
     else:
         click.echo(
-            f"requeued {_plural(len(requeued), 'file')}" + (f": {_id_list(requeued)}" if requeued else "")
+            f"requeued {plural(len(requeued), 'file')}" + (f": {id_list(requeued)}" if requeued else "")
         )
         fault_ids = sorted(file_id for found in file_faults.values() for file_id in found)
         if fault_ids:
-            counts = ", ".join(f"{len(found)} {code}" for code, found in sorted(file_faults.items()))
+            counts = ", ".join(f"{len(found)} {code}" for code, found in file_faults.items())
             click.echo(
-                f"skipped {_plural(len(fault_ids), 'failed file')} that can only fail again, the file "
-                f"itself is at fault ({counts}): {_id_list(fault_ids)}; --force queues them too",
+                f"skipped {plural(len(fault_ids), 'failed file')} that can only fail again, the file "
+                f"itself is at fault ({counts}): {id_list(fault_ids)}; --force queues them too",
                 err=True,
             )
         for file_id in skipped:
             if file_id not in fault_ids:
                 click.echo(f"skipped file {file_id}: {reasons[file_id]}", err=True)
         if missing:
-            click.echo(f"no such file: {_id_list(missing)}", err=True)
+            click.echo(f"no such file: {id_list(missing)}", err=True)
     if missing and not requeued:
         raise SystemExit(EXIT_USAGE)
-
-
-def _id_list(ids: list[int], most: int = 20) -> str:
-    shown = ", ".join(map(str, ids[:most]))
-    return shown if len(ids) <= most else f"{shown} and {len(ids) - most} more"
-
-
-def _runs_for_file(instance: Any, file_id: int, run_id: str | None) -> list[Any]:
-    import dagster as dg
-
-    statuses = [dg.DagsterRunStatus[name] for name in ACTIVE_RUN_STATUSES]
-    runs = {
-        run.run_id: run
-        for run in instance.get_runs(dg.RunsFilter(tags={PARTITION_TAG: str(file_id)}, statuses=statuses))
-    }
-    if run_id and run_id not in runs:
-        run = instance.get_run_by_id(run_id)
-        if run is not None and run.status.value in ACTIVE_RUN_STATUSES:
-            runs[run.run_id] = run
-    return list(runs.values())
 
 
 @click.command()
@@ -167,43 +129,36 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
     settings = load_settings()
     repository = open_repository(settings)
     instance = open_dagster_instance(settings, required=False)
-    with operation_errors():
-        cancelled = repository.cancel_files(list(file_ids))
-        ids = [row.id for row in cancelled]
-        not_active = sorted(set(file_ids) - set(ids))
-        others = {row.id: row for row in repository.list_files(ids=not_active)} if not_active else {}
-    terminated: list[str] = []
-    if instance is not None:
-        for row in cancelled:
-            run_id = row.state.run_id if row.state is not None else None  # kept by the cancelled status
-            for run in _runs_for_file(instance, row.id, run_id):
-                if run.tags.get(PARTITION_TAG) != str(row.id):
-                    continue  # a batch: the run skips the cancelled file
-                if not instance.run_coordinator.cancel_run(run.run_id):
-                    instance.report_run_canceled(run, message="cancelled by `extraction-pipeline cancel`")
-                terminated.append(run.run_id)
-        instance.dispose()
-    repository.dispose()
-    missing = [file_id for file_id in not_active if file_id not in others]
-    finished = {file_id: status_of(others[file_id]) for file_id in not_active if file_id in others}
+    try:
+        with operation_errors():
+            outcome = cancel_files(repository, instance, file_ids, by="`extraction-pipeline cancel`")
+    finally:
+        if instance is not None:
+            instance.dispose()
+        repository.dispose()
+    ids, finished = outcome.cancelled, outcome.finished
     if as_json:
         emit_json(
             {
                 "cancelled": ids,
-                "terminated_runs": terminated,
-                "not_cancelled": not_active,
-                "not_found": missing,
+                "terminated_runs": outcome.terminated_runs,
+                "not_cancelled": outcome.not_cancelled,
+                "not_found": outcome.not_found,
                 "finished": {str(file_id): state for file_id, state in finished.items()},
             }
         )
     else:
         if ids:
-            click.echo(f"cancelled {_plural(len(ids), 'file')}: {_id_list(ids)}")
-        if terminated:
-            click.echo(f"terminated {_plural(len(terminated), 'run')}: {', '.join(terminated)}", err=True)
+            click.echo(f"cancelled {plural(len(ids), 'file')}: {id_list(ids)}")
+        if outcome.terminated_runs:
+            click.echo(
+                f"terminated {plural(len(outcome.terminated_runs), 'run')}: "
+                f"{', '.join(outcome.terminated_runs)}",
+                err=True,
+            )
         for file_id, state in finished.items():
             click.echo(f"file {file_id} is {state}: nothing to cancel", err=True)
-        for file_id in missing:
+        for file_id in outcome.not_found:
             click.echo(f"file {file_id} does not exist: nothing to cancel", err=True)
         if instance is None and ids:
             click.echo(
@@ -213,28 +168,6 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
             )
     if not ids:
         raise SystemExit(EXIT_FAILED if finished else EXIT_USAGE)
-
-
-def launch_backfill(instance: Any, keys: list[str], *, title: str) -> str:
-    """Register ``keys`` as partitions and create a Dagster asset backfill for them (the daemon runs it)."""
-    from extraction_pipeline.definitions import defs
-    from extraction_pipeline.orchestration.assets import ASSET_KEY
-    from extraction_pipeline.orchestration.dagster_internals import add_asset_partition_backfill
-    from extraction_pipeline.orchestration.partitions import cloud_files_partitions
-
-    name = cloud_files_partitions.name
-    existing = set(instance.get_dynamic_partitions(name))
-    new = [key for key in keys if key not in existing]
-    for start in range(0, len(new), 10_000):
-        instance.add_dynamic_partitions(name, new[start : start + 10_000])
-    return add_asset_partition_backfill(
-        instance,
-        defs,
-        [ASSET_KEY],
-        keys,
-        title=title,
-        description=f"{len(keys)} file(s), launched by `extraction-pipeline backfill`",
-    )
 
 
 @click.command()
@@ -261,27 +194,24 @@ def backfill(
     It shows on the UI's backfills page; the daemon runs it in batches (BackfillPolicy). Files that
     are queued or running already are left out, so no file is extracted twice at once.
     """
-    if not (select_all or status or uploaded_before or outdated):
+    selection = BackfillSelection(
+        select_all=select_all,
+        status=status,
+        uploaded_before=uploaded_before.replace(tzinfo=UTC) if uploaded_before else None,
+        outdated=outdated,
+    )
+    if selection.empty:
         fail("choose the files: --all, --status, --uploaded-before or --outdated")
     settings = load_settings()
     instance = open_dagster_instance(settings)
     repository = open_repository(settings)
     with operation_errors():
-        versions = None
-        if outdated:
-            from extraction_pipeline.extraction.registry import extractor_versions
-
-            versions = extractor_versions()
-        before = uploaded_before.replace(tzinfo=UTC) if uploaded_before else None
-        ids = repository.ids_by_filter(status=status, uploaded_before=before, outdated=versions)
-        from extraction_pipeline.orchestration.partitions import run_key_for
-
-        queued = repository.queue_files(ids, only_pending=False, run_key=run_key_for, backfill=True)
+        keys, matched = queue_backfill(repository, selection)
     repository.dispose()
-    keys = [item.partition_key for item in queued]
     if not keys:
+        instance.dispose()
         if as_json:
-            emit_json({"backfill_id": None, "files": 0, "skipped": len(ids)})
+            emit_json({"backfill_id": None, "files": 0, "skipped": matched})
         else:
             click.echo("no files to backfill", err=True)
         return
@@ -292,7 +222,7 @@ def backfill(
     finally:
         instance.dispose()
     if as_json:
-        emit_json({"backfill_id": backfill_id, "files": len(keys), "skipped": len(ids) - len(keys)})
+        emit_json({"backfill_id": backfill_id, "files": len(keys), "skipped": matched - len(keys)})
     else:
         click.echo(f"backfill {backfill_id}: {len(keys)} file(s)")
 

@@ -20,6 +20,8 @@ from extraction_pipeline.cli.listing import printable
 from extraction_pipeline.extraction import format_table
 from extraction_pipeline.persistence.repository import status_of
 from extraction_pipeline.persistence.state import ExtractionState, FileStatus, JobStatus
+from extraction_pipeline.service.documents import file_status, status_document
+from extraction_pipeline.service.errors import FileNotFound
 
 
 def _when(moment: datetime | None) -> str:
@@ -132,48 +134,12 @@ def status(file_id: int, as_json: bool) -> None:
     settings = load_settings()
     repository = open_repository(settings)
     with operation_errors():
-        row = repository.get_file(file_id)
-        if row is None:
-            fail(f"no file with id {file_id}")
-        jobs = repository.jobs_for(file_id)
-        stored = repository.metadata_for(file_id)
+        try:
+            row, jobs, stored = file_status(repository, file_id)
+        except FileNotFound as exc:
+            fail(exc.message)
     repository.dispose()
-    document = {
-        "id": row.id,
-        "filename": row.filename,
-        "size_bytes": row.size_bytes,
-        "sha256": row.sha256,
-        "content_type": row.content_type,
-        "uploaded_at": row.uploaded_at.isoformat(),
-        "status": status_of(row),
-        "extraction_status": row.state_document,
-        "jobs": [
-            {
-                "id": job.id,
-                "attempt": job.attempt,
-                "max_attempts": job.max_attempts,
-                "status": job.status,
-                "dagster_run_id": job.dagster_run_id,
-                "started_at": job.started_at.isoformat() if job.started_at else None,
-                "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-                "next_retry_at": job.next_retry_at.isoformat() if job.next_retry_at else None,
-                "error": {"kind": job.error_kind, "code": job.error_code, "message": job.error_message}
-                if job.error_code
-                else None,
-            }
-            for job in jobs
-        ],
-        "metadata": None
-        if stored is None
-        else {
-            "format": stored.format,
-            "variant": stored.variant,
-            "extractor_version": stored.extractor_version,
-            "extracted_at": stored.extracted_at.isoformat(),
-            "warnings": stored.warnings,
-            "values": stored.metadata_,
-        },
-    }
+    document = status_document(row, jobs, stored)
     if as_json:
         emit_json(document)
     else:

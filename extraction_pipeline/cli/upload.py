@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,9 @@ from extraction_pipeline.cli.common import emit_json, fail, load_settings, open_
 from extraction_pipeline.extraction.errors import TooLarge
 from extraction_pipeline.extraction.extract import printable_name
 from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
-from extraction_pipeline.persistence.repository import CloudFileRepository, NewFile
+from extraction_pipeline.persistence.repository import CloudFileRepository
+from extraction_pipeline.service.errors import ServiceError
+from extraction_pipeline.service.uploads import upload_stream
 from extraction_pipeline.settings import MIB, Settings
 
 PROGRESS_THRESHOLD = 10
@@ -117,25 +118,13 @@ def _upload_one(
 ) -> dict[str, Any]:
     try:
         with candidate.path.open("rb") as source:
-            blob = store.put(source, max_bytes=max_bytes)
+            return upload_stream(source, candidate.name, None, store, repository, max_bytes=max_bytes)
     except TooLarge:
         fail(f"{candidate.path}: grew over the maximum upload size while it was read")
+    except ServiceError as exc:  # emptied, or a name the database cannot hold
+        fail(f"{candidate.path}: {exc.message}")
     except OSError as exc:
         fail(f"{candidate.path}: cannot be read: {exc.strerror}")
-    try:
-        row = repository.add_file(
-            NewFile(
-                filename=candidate.name,
-                size_bytes=blob.size_bytes,
-                sha256=blob.sha256,
-                storage_uri=blob.uri,
-                content_type=mimetypes.guess_type(candidate.name)[0],
-            )
-        )
-    except BaseException:
-        store.delete(blob.uri)  # no blob without a row
-        raise
-    return {"id": row.id, "filename": row.filename, "size_bytes": row.size_bytes, "sha256": row.sha256}
 
 
 COMMANDS: list[click.Command] = [upload]

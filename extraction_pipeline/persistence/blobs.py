@@ -116,6 +116,12 @@ class FileBlobStore:
     def delete(self, uri: str) -> None:
         _remove_quietly(self.path_of(uri))
 
+    def check(self) -> None:
+        """Raise ``StorageUnavailable`` unless a blob could be written now (the API's ``/healthz``)."""
+        self._ensure_root()
+        if not os.access(self.root / ".tmp", os.W_OK | os.X_OK):
+            raise StorageUnavailable(f"blob store folder {self.root} is not writable")
+
 
 def _remove_quietly(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal_column, or_, select, update
+from sqlalchemy import delete, func, literal_column, or_, select, update
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
 from extraction_pipeline.persistence.models import RUN_ID_SQL, CloudFile, CloudFileMetadata, ExtractionJob
@@ -29,6 +29,14 @@ class NewFile:
     sha256: str
     storage_uri: str
     content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletedFile:
+    """A file whose rows are gone: what is left to remove outside the database."""
+
+    id: int
+    storage_uri: str
 
 
 class FileQueries(Store):
@@ -62,9 +70,15 @@ class FileQueries(Store):
         fmt: str | None = None,
         limit: int | None = None,
         ids: Sequence[int] | None = None,
+        after_id: int | None = None,
     ) -> list[CloudFile]:
-        """Files in id order. ``status='pending'`` means not yet seen by the pipeline."""
+        """Files in id order. ``status='pending'`` means not yet seen by the pipeline.
+
+        ``after_id``: only files with a greater id (keyset pagination: a page costs the same
+        whether it is the first or the thousandth, and uploads in between shift nothing)."""
         query = _where_status(select(CloudFile).order_by(CloudFile.id), status)
+        if after_id is not None:
+            query = query.where(CloudFile.id > after_id)
         if fmt is not None:
             query = query.where(CloudFile.extraction_status["format"].as_string() == fmt)
         if ids is not None:
@@ -176,6 +190,30 @@ class FileQueries(Store):
                     .values(status=JobStatus.CANCELLED.value, finished_at=utcnow(), next_retry_at=None)
                 )
         return changed
+
+    # -- deletion ---------------------------------------------------------------------------------------
+
+    def delete_files(self, ids: Iterable[int]) -> list[DeletedFile]:
+        """Delete the files of ``ids`` that exist and return them (their blobs are the caller's).
+
+        The attempts and the metadata are deleted explicitly rather than left to ``ON DELETE
+        CASCADE``: a SQLite connection opened without ``PRAGMA foreign_keys`` would keep them."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            found = session.execute(
+                select(CloudFile.id, CloudFile.storage_uri)
+                .where(CloudFile.id.in_(wanted))
+                .order_by(CloudFile.id)
+                .with_for_update()
+            ).all()
+            gone = [file_id for file_id, _ in found]
+            if gone:
+                session.execute(delete(ExtractionJob).where(ExtractionJob.cloud_file_id.in_(gone)))
+                session.execute(delete(CloudFileMetadata).where(CloudFileMetadata.cloud_file_id.in_(gone)))
+                session.execute(delete(CloudFile).where(CloudFile.id.in_(gone)))
+        return [DeletedFile(id=file_id, storage_uri=uri) for file_id, uri in found]
 
 
 def _where_status(query: Any, status: str | None) -> Any:
