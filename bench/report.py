@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bench.api import TARGET_API_RATIO, render_details
 from bench.common import TARGET_COLD_MS, TARGET_RATIO
 from bench.overhead import STAGES
 
@@ -19,6 +20,9 @@ TARGETS: dict[str, tuple[str, float] | None] = {
     "extract_cold_ms": ("<=", TARGET_COLD_MS),
     "worker_peak_rss_mb": None,
     "partitions_100k": None,
+    "api_overhead_ratio": ("<=", TARGET_API_RATIO),
+    "api_upload_files_per_s": None,
+    "api_status_p95_ms": None,
 }
 
 
@@ -108,6 +112,8 @@ def render_run(result: dict[str, Any]) -> str:
         lines.append(
             f"cold extract (ms, fresh processes): {cold['runs_ms']}, untimed first run {cold['first_ms']}"
         )
+    if "api" in details:
+        lines.append(render_details(details["api"]))
     if "extract_overhead" in details:
         per = details["extract_overhead"]["per_format"]
         lines.append("overhead per format: " + ", ".join(f"{f} {r['ratio']}" for f, r in per.items()))

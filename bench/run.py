@@ -16,7 +16,10 @@ application's and the Dagster instance's, dropped at the end), a ``DAGSTER_HOME`
 - ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --json`` in a fresh process (the console
   script next to ``sys.executable``, a 2-page PDF), median of 5;
 - ``partitions_100k``: with 100k registered partitions, adding 1k more and the UI's partition status
-  query (GraphQL, in-process).
+  query (GraphQL, in-process);
+- ``api_overhead_ratio``, ``api_upload_files_per_s``, ``api_status_p95_ms``: a real
+  ``extraction-pipeline serve`` on the deployment's PostgreSQL: the public corpus uploaded over HTTP
+  against ``extraction-pipeline upload``, then 16 clients uploading and 16 reading file status.
 
 Progress goes to stderr; stdout gets the table, or with ``--json`` exactly one JSON object.
 
@@ -27,7 +30,7 @@ the backfill (every file of the mix went through the raw loop) or in the latency
 exits 1 when a step raised and ``--keep-going`` let the run go on (``errors``).
 
 The deployment is in ``deploy``, the generated templates in ``generate``, the measurements in
-``overhead``, ``pipeline`` and ``cold``, the table in ``report``.
+``overhead``, ``pipeline``, ``cold`` and ``api``, the table in ``report``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
+from bench.api import measure_api  # noqa: E402
 from bench.cold import measure_code_location, measure_cold_extract  # noqa: E402
 from bench.common import DEFAULT_CORPUS, load_average, log, native_stdout_to_stderr  # noqa: E402
 from bench.deploy import deployment, upload, wait_until_final  # noqa: E402
@@ -92,9 +96,12 @@ STEPS = (
     "latency",
     "sensor_tick",
     "partitions",
+    "api",
     "code_location",
     "extract_cold",
 )
+
+API_KEYS = ("api_overhead_ratio", "api_upload_files_per_s", "api_status_p95_ms")
 
 
 def run(
@@ -220,8 +227,17 @@ def run(
                         "status_query_s": measured["status_query_s"],
                     }
 
+                def do_api() -> None:
+                    # After the daemon has stopped: the uploads stay pending, nothing extracts them.
+                    measured = measure_api(corpus, plan.scale, deploy.env, "postgresql", log=log)
+                    details["api"] = measured["details"]
+                    for key in API_KEYS:
+                        result[key] = measured[key]
+                    fail(API_KEYS, measured["failures"])
+
                 step("sensor_tick", do_sensor)
                 step("partitions", do_partitions)
+                step("api", do_api)
             finally:
                 repository.dispose()
 
@@ -262,7 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", choices=tuple(PLANS), help="instead of --quick: tiny (smoke tests), quick or full"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="DWG files from DIR/dwg")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="DWG files from DIR/dwg; the api step: DIR/<fmt>/*",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="setting for the deployment"
     )

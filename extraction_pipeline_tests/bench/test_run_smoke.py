@@ -30,6 +30,9 @@ KEYS = {
     "extract_cold_ms",
     "worker_peak_rss_mb",
     "partitions_100k",
+    "api_overhead_ratio",
+    "api_upload_files_per_s",
+    "api_status_p95_ms",
 }
 
 
@@ -61,6 +64,7 @@ def test_json_has_every_key_and_the_cheap_figures(capfd, tmp_path: Path) -> None
     assert result["targets_met"]["extract_cold_ms"] == (result["extract_cold_ms"] <= 800)
     assert result["partitions_100k"]["add_1k_s"] > 0 and result["partitions_100k"]["status_query_s"] > 0
     assert result["backfill_ratio_vs_raw"] is None and result["latency_p95_s"] is None
+    assert result["api_overhead_ratio"] is None and "api" not in result["details"]
     # Each tick requested one run per file, at most the sensor's batch size.
     sensor = result["details"]["sensor"]
     assert sensor["runs_requested_per_tick"] == Settings.from_env({}).sensor_batch_size
@@ -111,6 +115,8 @@ def test_the_table_says_which_targets_hold() -> None:
     result.update(
         extract_overhead_ratio=1.1,
         latency_p95_s=12.0,
+        api_overhead_ratio=2.5,
+        api_status_p95_ms=40.0,
         partitions_100k={"add_1k_s": 0.05, "status_query_s": 1.2},
         details={"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.2, 0.2]},
     )
@@ -119,3 +125,5 @@ def test_the_table_says_which_targets_hold() -> None:
     assert rows["extract_overhead_ratio"].rstrip().endswith("yes")
     assert rows["latency_p95_s"].rstrip().endswith("NO")
     assert "status_query_s 1.2" in rows["partitions_100k"]
+    assert rows["api_overhead_ratio"].rstrip().endswith("NO")
+    assert "report" in rows["api_status_p95_ms"]
