@@ -18,9 +18,8 @@ from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_entries, mismatc
 from extraction_pipeline_tests.e2e.conftest import (
     DAGSTER_DAEMON,
     REPO_ROOT,
+    daemon_running,
     fresh_deployment,
-    start_daemon,
-    stop_daemon,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -38,11 +37,8 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def dagster_daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_daemon(deployment, tmp_path / "daemon.log", DAGSTER_DAEMON)
-    try:
+    with daemon_running(deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
         yield process
-    finally:
-        stop_daemon(process)
 
 
 def test_an_upload_through_the_api_is_extracted_served_and_deleted(

@@ -121,6 +121,18 @@ def stop_daemon(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+@contextmanager
+def daemon_running(
+    env: dict[str, str], log_path: Path, command: tuple[str, ...] = PIPELINE_DAEMON
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``start_daemon`` for the length of a ``with`` block (``stop_daemon`` at its end)."""
+    process = start_daemon(env, log_path, command)
+    try:
+        yield process
+    finally:
+        stop_daemon(process)
+
+
 @pytest.fixture
 def daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``dagster-daemon run`` of the deployment; its output goes to ``tmp_path / "daemon.log"``."""

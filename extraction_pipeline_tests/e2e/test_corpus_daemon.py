@@ -23,9 +23,8 @@ from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_entries, mismatc
 from extraction_pipeline_tests.e2e.conftest import (
     DAGSTER_DAEMON,
     cli,
+    daemon_running,
     fresh_deployment,
-    start_daemon,
-    stop_daemon,
     wait_for,
 )
 
@@ -48,11 +47,8 @@ def readme_deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def dagster_daemon(readme_deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    process = start_daemon(readme_deployment, tmp_path / "daemon.log", DAGSTER_DAEMON)
-    try:
+    with daemon_running(readme_deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
         yield process
-    finally:
-        stop_daemon(process)
 
 
 def test_every_corpus_file_reaches_its_expected_state(
