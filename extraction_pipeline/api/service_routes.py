@@ -32,7 +32,7 @@ class BackfillRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     all: bool = False
-    status: Literal["pending", "succeeded", "failed", "cancelled"] | None = None
+    status: Literal["pending", "succeeded", "failed", "cancelled", "skipped"] | None = None
     uploaded_before: date | None = None
 
     @model_validator(mode="after")

@@ -54,7 +54,8 @@ def id_list(ids: list[int], most: int = 20) -> str:
 @click.option(
     "--force",
     is_flag=True,
-    help="Re-extract even succeeded files (FILE_IDS) and failures that would fail again (--failed).",
+    help="Re-extract even succeeded or skipped files (FILE_IDS) and failures that would fail again "
+    "(--failed); a forced file is extracted, never deduplicated.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def retry(
@@ -66,7 +67,8 @@ def retry(
     (unsupported_format, corrupt, encrypted, too_large) and says how many; failures of the
     installation or the environment (extractor_error, timeout, out_of_memory, crashed,
     storage_unavailable, database_unavailable) are queued again. --force queues those files too
-    and re-extracts succeeded files given by id. Queued and running files are never queued twice.
+    and re-extracts succeeded and skipped files given by id (extracted, even when a file with the
+    same bytes succeeded: no metadata copied). Queued and running files are never queued twice.
     """
     if not file_ids and not all_failed and not all_cancelled:
         fail("give file ids, --failed or --cancelled")
@@ -175,9 +177,19 @@ def cancel(file_ids: tuple[int, ...], as_json: bool) -> None:
 @click.option(
     "--status",
     type=click.Choice(
-        [s.value for s in (FileStatus.PENDING, FileStatus.SUCCEEDED, FileStatus.FAILED, FileStatus.CANCELLED)]
+        [
+            s.value
+            for s in (
+                FileStatus.PENDING,
+                FileStatus.SUCCEEDED,
+                FileStatus.FAILED,
+                FileStatus.CANCELLED,
+                FileStatus.SKIPPED,
+            )
+        ]
     ),
-    help="Only files in this state (pending: never seen by the pipeline).",
+    help="Only files in this state (pending: never seen by the pipeline; skipped: of no supported "
+    "format, e.g. after a format was added).",
 )
 @click.option(
     "--uploaded-before",

@@ -8,6 +8,11 @@ each attempt's ``extraction_jobs`` row (the envelope rides on it until it is mat
 retried by its ``RetryPolicy``, a run re-executed from failure after a crash, or a step running on
 another machine all see the same state, and a retried step skips files already finished.
 
+Not every upload is extracted: a file of no supported format ends ``skipped`` at detection (no
+worker, no retry, the run succeeds: no alert), and a file with the same bytes as one that succeeded
+with the same extractor version gets that file's metadata copied (``shortcuts.py``). ``materialize``
+shows both on the partition: an observation for a skipped file, a materialization for a copy.
+
 One bad file fails only that file: permanent failures are recorded per file and the batch goes on;
 at the end ``materialize`` raises ``Failure(allow_retries=False)`` naming them (the run fails and
 the alert sensor announces it), while the other files are materialized. Transient failures make
@@ -46,6 +51,7 @@ from extraction_pipeline.orchestration.summary import (
     failure_metadata,
     job_summary,
     materialization_metadata,
+    skipped_description,
 )
 from extraction_pipeline.settings import Settings
 
@@ -156,6 +162,21 @@ def _log_outcome(context: dg.OpExecutionContext, item: batch.FileOutcome) -> Non
             context.log.warning(f"file {item.file_id}: {code} (will retry): {message}")
 
 
+def _log_not_extracted(context: dg.OpExecutionContext, result: batch.StepResult) -> None:
+    """One line each for the files skipped (no supported format) and deduplicated (copied)."""
+    skipped = [item.file_id for item in result.of(batch.Outcome.SKIPPED)]
+    if skipped:
+        context.log.info(
+            f"skipped {len(skipped)} file(s) of no supported format (unsupported_format): {skipped[:20]}"
+        )
+    copied = [f"{item.file_id} <- {item.deduplicated_from}" for item in result.of(batch.Outcome.DEDUPLICATED)]
+    if copied:
+        context.log.info(
+            f"deduplicated {len(copied)} file(s), metadata copied from a file with the same bytes: "
+            + ", ".join(copied[:20])
+        )
+
+
 def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     """The asset with retry and backfill policies taken from ``settings``."""
     policy = retry_policy(settings)
@@ -178,13 +199,19 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 _log_outcome(context, item)
 
         result = batch.detect_files(
-            extraction.repository, _file_ids(context), run_attempt(context, policy), detect_row, report=report
+            extraction.repository,
+            _file_ids(context),
+            run_attempt(context, policy),
+            detect_row,
+            report=report,
+            deduplicate=extraction.settings.deduplicate,
         )
         # One log line for the batch: every event a step logs is a write to Dagster's event log
         # (one connection each on PostgreSQL), per file it added up.
         detected = [item.format or "?" for item in result.of(batch.Outcome.DETECTED)]
         if detected:
             context.log.info(f"detected {len(detected)} file(s): {_count_by_format(detected)}")
+        _log_not_extracted(context, result)
         transient = result.transient
         if transient:
             raise TransientBatchFailure(f"{len(transient)} file(s) could not be read: {transient[:20]}")
@@ -205,6 +232,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
             passthrough=(dg.Failure,),
             report=lambda item: _log_outcome(context, item),
         )
+        _log_not_extracted(context, result)
         extracted = {
             item.file_id: (item.format or "?", item.duration_ms)
             for item in result.of(batch.Outcome.EXTRACTED)
@@ -246,10 +274,30 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                     attempts=item.attempts,
                 ),
             )
+        for skipped in plan.skipped:
+            # Not a failure: the partition's page says why the file was not extracted.
+            yield dg.AssetObservation(
+                asset_key=ASSET_KEY,
+                partition=str(skipped.file_id),
+                description=skipped_description(),
+                metadata=failure_metadata(
+                    names.get(skipped.file_id, str(skipped.file_id)), skipped.error, status="skipped"
+                ),
+            )
+        for copy in plan.deduplicated:
+            # Written at detection; the partition shows the copied metadata and where it came from.
+            metadata = materialization_metadata(names.get(copy.file_id, str(copy.file_id)), copy.envelope)
+            metadata["deduplicated_from"] = dg.MetadataValue.int(copy.source_id)
+            yield dg.AssetMaterialization(
+                asset_key=ASSET_KEY,
+                partition=str(copy.file_id),
+                metadata=metadata,
+                tags={CODE_VERSION_TAG: code_version},
+            )
         # Batched writes: one transaction per chunk instead of one per file.
         for chunk in batch.write_materialized(repository, plan.ready, MATERIALIZE_CHUNK):
-            if chunk.skipped:
-                context.log.info(f"files {chunk.skipped} were cancelled; not materialized")
+            if chunk.cancelled:
+                context.log.info(f"files {chunk.cancelled} were cancelled or deleted; not materialized")
             for ready in chunk.done:
                 envelope = ready.envelope
                 filename = names.get(ready.file_id, envelope.get("file", {}).get("name", str(ready.file_id)))

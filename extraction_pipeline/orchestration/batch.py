@@ -8,6 +8,8 @@ outcomes. The rules live here, tested on SQLite and PostgreSQL without a Dagster
 - a file already detected or extracted by an earlier attempt of the same run is not redone;
 - a run that re-executes a crashed parent resumes the parent's files, including those the alert
   sensor marked ``failed``/``crashed``, and the attempts the dead run left open are ``abandoned``;
+- a file of no supported format is ``skipped`` and a file with the same bytes as one extracted
+  already gets its metadata copied (``deduplicated_from``), both at detection (``shortcuts.py``);
 - a failure is transient (the file stays ``running``, its attempt ``retrying``, the step is
   retried) or final (permanent, or transient at the last attempt: the file is ``failed``);
 - one bad file fails only itself: every file of the batch gets its outcome, the others go on.
@@ -18,11 +20,24 @@ outcomes. The rules live here, tested on SQLite and PostgreSQL without a Dagster
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from extraction_pipeline.orchestration import shortcuts
+
+# Step 3, re-exported: ``batch`` is where the rules of a run are looked up.
+from extraction_pipeline.orchestration.materializing import (
+    MATERIALIZE_CHUNK,
+    FailedFile,
+    MaterializePlan,
+    ReadyFile,
+    WrittenChunk,
+    plan_materialize,
+    write_materialized,
+)
 
 # Not persistence.models (SQLAlchemy's ORM, 0.15-0.3 s): the code location imports this module on
 # every run and sensor tick; the repository brings the models when a run first touches the database.
@@ -39,8 +54,23 @@ if TYPE_CHECKING:
     from extraction_pipeline.persistence.models import CloudFile
     from extraction_pipeline.persistence.repository import CloudFileRepository
 
-# Files written per transaction by ``materialize``.
-MATERIALIZE_CHUNK = 50
+__all__ = [
+    "MATERIALIZE_CHUNK",
+    "FailedFile",
+    "FileOutcome",
+    "MaterializePlan",
+    "Outcome",
+    "ReadyFile",
+    "RunAttempt",
+    "StepResult",
+    "WrittenChunk",
+    "cancel_unfinished",
+    "detect_files",
+    "extract_files",
+    "plan_materialize",
+    "record_failure",
+    "write_materialized",
+]
 
 
 def _no_delay(attempt_num: int) -> float:
@@ -88,6 +118,8 @@ class Outcome(StrEnum):
     NOT_THIS_RUN = "not_this_run"  # taken over by another run, or not running (failed earlier)
     DONE_EARLIER = "done_earlier"  # finished by an earlier attempt of this run
     DETECTED = "detected"
+    SKIPPED = "skipped"  # none of the supported formats: recorded, nothing to extract
+    DEDUPLICATED = "deduplicated"  # the metadata of a file with the same bytes was copied
     EXTRACTED = "extracted"
     RETRYING = "retrying"  # transient failure: the step is retried for this file
     FAILED = "failed"  # final failure, recorded on the file and its attempt
@@ -104,6 +136,7 @@ class FileOutcome:
     duration_ms: int = 0
     # False when a failure could not be recorded (the file was cancelled at that moment).
     recorded: bool = True
+    deduplicated_from: int | None = None
 
 
 @dataclass
@@ -134,6 +167,16 @@ def left_by_crashed_parent(state: ExtractionState | None, run_id: str) -> bool:
     if state is None:
         return False
     return state.status == FileStatus.FAILED and state.run_id != run_id and state.error_code == "crashed"
+
+
+def unreadable(
+    repository: CloudFileRepository, run: RunAttempt, file_id: int, exc: Exception, *, job_id: int | None = None
+) -> FileOutcome:
+    """A file whose bytes could not be read: gone with its row (deleted meanwhile, the blob with it:
+    nothing to record or retry), else a storage failure (transient until the last attempt)."""
+    if repository.get_file(file_id) is None:
+        return FileOutcome(file_id, Outcome.MISSING)
+    return record_failure(repository, run, file_id, storage_error(exc), job_id=job_id, final=run.is_last)
 
 
 def record_failure(
@@ -184,11 +227,16 @@ def detect_files(
     detect: Callable[[CloudFile], str],
     *,
     report: Report = _ignore,
+    versions: Mapping[str, str] | None = None,
+    deduplicate: bool = True,
 ) -> StepResult:
-    """Step 1: each file's format (``detect(row)``, which reads its bytes); detected files ``running``.
+    """Step 1: each file's format (``detect(row)``, which reads its bytes); detected files ``running``,
+    except those of no supported format (``skipped``) and duplicates (their metadata copied).
 
     Attempts that runs outside this run's group left open are abandoned first. ``report`` is
     called with each outcome as soon as it is decided (a failure is recorded by then).
+    ``versions``: format -> the extractor version a duplicate must have been extracted with
+    (default: the table of formats'); ``deduplicate`` False: duplicates are extracted too.
     """
     result = StepResult()
 
@@ -214,10 +262,26 @@ def detect_files(
         try:
             detected[file_id] = detect(row)
         except Exception as exc:  # storage down, blob missing: maybe back on the next attempt
-            add(record_failure(repository, run, file_id, storage_error(exc), final=run.is_last))
-    # One transaction for the whole batch.
-    repository.mark_running(detected, run_id=run.run_id)
-    for file_id, fmt in detected.items():
+            add(unreadable(repository, run, file_id, exc))
+    settled = shortcuts.settle(
+        repository,
+        rows,
+        detected,
+        run_id=run.run_id,
+        attempt=run.attempt,
+        max_attempts=run.max_attempts,
+        versions=versions,
+        deduplicate=deduplicate,
+    )
+    for file_id, error in settled.skipped.items():
+        add(FileOutcome(file_id, Outcome.SKIPPED, format=shortcuts.UNKNOWN_FORMAT, error=error))
+    for file_id in settled.cancelled:
+        add(FileOutcome(file_id, Outcome.CANCELLED))
+    for file_id, (source, fmt) in settled.deduplicated.items():
+        add(FileOutcome(file_id, Outcome.DEDUPLICATED, format=fmt, deduplicated_from=source))
+    # One transaction for the whole batch (files cancelled meanwhile are left alone).
+    repository.mark_running(settled.to_extract, run_id=run.run_id)
+    for file_id, fmt in settled.to_extract.items():
         add(FileOutcome(file_id, Outcome.DETECTED, format=fmt))
     return result
 
@@ -256,6 +320,9 @@ def extract_files(
         if row is None or state is None or state.run_id not in run.run_ids:
             add(FileOutcome(file_id, Outcome.MISSING if row is None else Outcome.NOT_THIS_RUN))
             continue  # gone, or taken over by another run
+        if state.is_(FileStatus.SUCCEEDED, FileStatus.SKIPPED):
+            add(FileOutcome(file_id, Outcome.DONE_EARLIER))
+            continue  # skipped or deduplicated at detection (or a step re-executed after success)
         if state.status != FileStatus.RUNNING and not left_by_crashed_parent(state, run.run_id):
             kind = Outcome.CANCELLED if state.status == FileStatus.CANCELLED else Outcome.NOT_THIS_RUN
             add(FileOutcome(file_id, kind))
@@ -275,9 +342,7 @@ def extract_files(
         except passthrough:
             raise
         except Exception as exc:
-            add(
-                record_failure(repository, run, file_id, storage_error(exc), job_id=job_id, final=run.is_last)
-            )
+            add(unreadable(repository, run, file_id, exc, job_id=job_id))
             continue
         if envelope.succeeded:
             repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=envelope.model_dump(mode="json"))
@@ -293,98 +358,21 @@ def extract_files(
         failure = (
             envelope.error.model_dump() if envelope.error else error("permanent", "crashed", "no result")
         )
+        if failure["code"] == shortcuts.UNSUPPORTED_CODE:  # the worker found no supported format either
+            repository.finish_attempt(
+                job_id,
+                JobStatus.SKIPPED,
+                error=failure,
+                file_status=FileStatus.SKIPPED,
+                format=envelope.format,
+            )
+            add(FileOutcome(file_id, Outcome.SKIPPED, format=envelope.format, error=failure))
+            continue
         final = failure["kind"] == "permanent" or run.is_last
         add(
             record_failure(repository, run, file_id, failure, job_id=job_id, final=final, fmt=envelope.format)
         )
     return result
-
-
-@dataclass(frozen=True)
-class FailedFile:
-    """A file whose attempt in this run failed for good."""
-
-    file_id: int
-    filename: str | None
-    error: dict[str, Any]
-    format: str | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class ReadyFile:
-    """An extracted file waiting to be materialized: its attempt row, envelope and summary."""
-
-    file_id: int
-    job_id: int
-    envelope: dict[str, Any]
-    summary: dict[str, Any]
-
-    def as_item(self) -> tuple[int, int, dict[str, Any], dict[str, Any]]:
-        return (self.file_id, self.job_id, self.envelope, self.summary)
-
-
-@dataclass
-class MaterializePlan:
-    """Step 3 before any write: which files failed in this run, which are ready to be written."""
-
-    names: dict[int, str]
-    failed: list[FailedFile]
-    ready: list[ReadyFile]
-
-
-@dataclass(frozen=True)
-class WrittenChunk:
-    """One transaction of ``materialize``: the files written and those skipped (cancelled)."""
-
-    done: list[ReadyFile]
-    skipped: list[int]
-
-
-def plan_materialize(
-    repository: CloudFileRepository,
-    file_ids: Sequence[int],
-    run_ids: Iterable[str],
-    summarize: Callable[[dict[str, Any]], dict[str, Any]],
-) -> MaterializePlan:
-    """The latest attempt of each file in this run's group: failed ones, and extracted ones."""
-    jobs = repository.run_jobs(file_ids, run_ids)
-    rows = {row.id: row for row in repository.list_files(ids=file_ids)}
-    names = {file_id: row.filename for file_id, row in rows.items()}
-    plan = MaterializePlan(names=names, failed=[], ready=[])
-    for file_id in file_ids:
-        job = jobs.get(file_id)
-        if job is None:
-            continue
-        if job.status == JobStatus.FAILED:
-            state = rows[file_id].state if file_id in rows else None
-            plan.failed.append(
-                FailedFile(
-                    file_id=file_id,
-                    filename=names.get(file_id),
-                    error={"kind": job.error_kind, "code": job.error_code, "message": job.error_message},
-                    format=state.format if state is not None else None,
-                    attempts=job.attempt,
-                )
-            )
-            continue
-        if job.status != JobStatus.EXTRACTED or not job.result:
-            continue
-        plan.ready.append(ReadyFile(file_id, job.id, job.result, summarize(job.result)))
-    return plan
-
-
-def write_materialized(
-    repository: CloudFileRepository, ready: Sequence[ReadyFile], chunk_size: int = MATERIALIZE_CHUNK
-) -> Iterator[WrittenChunk]:
-    """Metadata, status and attempt of ``ready`` files, one transaction per chunk (yielded as written)."""
-    for start in range(0, len(ready), chunk_size):
-        chunk = list(ready[start : start + chunk_size])
-        done = repository.materialize_many([item.as_item() for item in chunk])
-        yield WrittenChunk(
-            done=[item for item in chunk if item.file_id in done],
-            skipped=[item.file_id for item in chunk if item.file_id not in done],
-        )
 
 
 def cancel_unfinished(

@@ -13,8 +13,9 @@ How each value is written follows how the Dagster UI (1.13) renders it:
 
 A succeeded file's materialization carries the key facts of its format (title/author/version for
 PDF; version/units/layer names for DXF and DWG; schema/project/storeys for IFC; parts/volume/box
-for STEP), a few counts, the full metadata as JSON and a Markdown summary. A failed file gets an
-``AssetObservation`` on its partition (``failure_metadata``): file name, error code and message.
+for STEP), a few counts, the full metadata as JSON and a Markdown summary (a deduplicated file: the
+copied ones, and ``deduplicated_from``). A failed or skipped file gets an ``AssetObservation`` on
+its partition (``failure_metadata``): file name, status, error code and message.
 """
 
 from __future__ import annotations
@@ -357,6 +358,11 @@ def failure_description(code: Any) -> str:
     return f"Extraction failed: {_safe_code(code)}. File name, error code and message are in the metadata."
 
 
+def skipped_description() -> str:
+    """The observation's description of a skipped file (none of the supported formats)."""
+    return "Not extracted: the content is none of the supported formats (unsupported_format)."
+
+
 def short_message(message: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
     text = str(message or "")
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -368,12 +374,13 @@ def failure_metadata(
     *,
     fmt: str | None = None,
     attempts: int | None = None,
+    status: str = "failed",
 ) -> dict[str, dg.MetadataValue]:
-    """What the failed partition shows: the file, the error code and message, plain text."""
+    """What a failed (or skipped) partition shows: the file, the error code and message, plain text."""
     code = str(error.get("code") or "unknown")
     metadata: dict[str, dg.MetadataValue] = {
         "file": dg.MetadataValue.text(filename),
-        "status": dg.MetadataValue.text("failed"),
+        "status": dg.MetadataValue.text(status),
         "error_code": dg.MetadataValue.text(code),
         "error_message": dg.MetadataValue.text(short_message(error.get("message"))),
         "error_kind": dg.MetadataValue.text(str(error.get("kind") or "permanent")),

@@ -1,4 +1,9 @@
-"""``extraction_jobs``: one row per attempt, from its start to its result (and the file's metadata)."""
+"""``extraction_jobs``: one row per attempt, from its start to its result (and the file's metadata).
+
+Two attempts end without an extraction: a file whose content is none of the supported formats is
+``skipped`` (``skip_files``), and a file with the same bytes as one that succeeded with the same
+extractor version gets that file's metadata copied (``duplicate_sources``, ``deduplicate_files``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy import CursorResult, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
 from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
@@ -151,9 +157,6 @@ class Attempts(Store):
         done: set[int] = set()
         by_file = {item[0]: item for item in items}
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            table_ = cast(Table, CloudFileMetadata.__table__)
             query = select(CloudFile).where(CloudFile.id.in_(list(by_file))).order_by(CloudFile.id)
             rows = list(session.scalars(query.with_for_update()))
             jobs = {
@@ -187,11 +190,186 @@ class Attempts(Store):
                     job.error_kind = job.error_code = job.error_message = None
                 apply_status(row, FileStatus.SUCCEEDED, format=envelope["format"], job_id=job_id, error=None)
                 done.add(file_id)
-            if values:
-                statement = insert(table_).values(values)
-                statement = statement.on_conflict_do_update(
-                    index_elements=[table_.c.cloud_file_id],
-                    set_={key: statement.excluded[key] for key in values[0] if key != "cloud_file_id"},
-                )
-                session.execute(statement)
+            _upsert_metadata(session, values)
         return done
+
+    # -- files that are not extracted ------------------------------------------------------------------
+
+    def skip_files(
+        self,
+        errors: dict[int, dict[str, Any]],
+        *,
+        run_id: str,
+        attempt: int,
+        max_attempts: int,
+        format: str = "unknown",
+    ) -> list[int]:
+        """Files whose content is none of the supported formats: one ``skipped`` attempt each and the
+        file ``skipped`` with its error, in ONE transaction. Cancelled files are left alone; returns
+        the ids skipped."""
+        if not errors:
+            return []
+        now = utcnow()
+        done: list[int] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            query = select(CloudFile).where(CloudFile.id.in_(list(errors))).order_by(CloudFile.id)
+            for row in list(session.scalars(query.with_for_update())):
+                if status_of(row) == FileStatus.CANCELLED:
+                    continue
+                error = errors[row.id]
+                job = ExtractionJob(
+                    cloud_file_id=row.id,
+                    status=JobStatus.SKIPPED.value,
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    dagster_run_id=run_id,
+                    started_at=now,
+                    finished_at=now,
+                    error_kind=error["kind"],
+                    error_code=error["code"],
+                    error_message=error["message"],
+                )
+                session.add(job)
+                session.flush()
+                apply_status(
+                    row,
+                    FileStatus.SKIPPED,
+                    run_id=run_id,
+                    job_id=job.id,
+                    attempts=attempt,
+                    format=format,
+                    error=error,
+                )
+                done.append(row.id)
+        return done
+
+    def duplicate_sources(self, wanted: dict[int, tuple[str, str]]) -> dict[int, int]:
+        """For files ``{id: (format, extractor version)}``: the oldest other file with the same bytes
+        (``sha256`` and size) that ``succeeded`` and whose metadata has that format and version.
+
+        One query per (format, version), through ``ix_cloud_files_sha256``."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for file_id, key in wanted.items():
+            groups.setdefault(key, []).append(file_id)
+        target, source = aliased(CloudFile), aliased(CloudFile)
+        found: dict[int, int] = {}
+        with translate_db_errors(self.url), self.sessions() as session:
+            for (fmt, version), ids in groups.items():
+                query = (
+                    select(target.id, func.min(source.id))
+                    .join(
+                        source,
+                        (source.sha256 == target.sha256)
+                        & (source.size_bytes == target.size_bytes)
+                        & (source.id != target.id),
+                    )
+                    .join(CloudFileMetadata, CloudFileMetadata.cloud_file_id == source.id)
+                    .where(
+                        target.id.in_(ids),
+                        source.extraction_status["status"].as_string() == FileStatus.SUCCEEDED.value,
+                        CloudFileMetadata.format == fmt,
+                        CloudFileMetadata.extractor_version == version,
+                    )
+                    .group_by(target.id)
+                )
+                found.update({file_id: source_id for file_id, source_id in session.execute(query)})
+        return found
+
+    def deduplicate_files(
+        self, sources: dict[int, int], *, run_id: str, attempt: int, max_attempts: int
+    ) -> dict[int, int]:
+        """Copy the metadata of ``{file: source}``, in ONE transaction: the metadata row, a
+        ``succeeded`` attempt whose ``result`` is the source's plus ``deduplicated_from``, and the
+        file ``succeeded`` with ``deduplicated_from``. A file cancelled meanwhile, or whose source no
+        longer succeeded, is left alone (it is extracted instead); returns ``{file: source}`` done."""
+        if not sources:
+            return {}
+        now = utcnow()
+        done: dict[int, int] = {}
+        source_ids = sorted(set(sources.values()))
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            query = select(CloudFile).where(CloudFile.id.in_(list(sources))).order_by(CloudFile.id)
+            rows = list(session.scalars(query.with_for_update()))
+            stored = {
+                meta.cloud_file_id: meta
+                for meta in session.scalars(
+                    select(CloudFileMetadata).where(CloudFileMetadata.cloud_file_id.in_(source_ids))
+                )
+            }
+            status = CloudFile.extraction_status["status"].as_string()
+            succeeded = set(
+                session.scalars(
+                    select(CloudFile.id).where(
+                        CloudFile.id.in_(source_ids), status == FileStatus.SUCCEEDED.value
+                    )
+                )
+            )
+            results = {
+                job.cloud_file_id: job.result
+                for job in session.scalars(
+                    select(ExtractionJob)
+                    .where(
+                        ExtractionJob.cloud_file_id.in_(source_ids),
+                        ExtractionJob.status == JobStatus.SUCCEEDED.value,
+                    )
+                    .order_by(ExtractionJob.id)
+                )
+            }
+            values = []
+            for row in rows:
+                source_id = sources[row.id]
+                meta = stored.get(source_id)
+                if status_of(row) == FileStatus.CANCELLED or meta is None or source_id not in succeeded:
+                    continue
+                result = dict(results.get(source_id) or {"format": meta.format, "variant": meta.variant})
+                result["deduplicated_from"] = source_id
+                job = ExtractionJob(
+                    cloud_file_id=row.id,
+                    status=JobStatus.SUCCEEDED.value,
+                    attempt=attempt,
+                    max_attempts=max_attempts,
+                    dagster_run_id=run_id,
+                    started_at=now,
+                    finished_at=now,
+                    result=result,
+                )
+                session.add(job)
+                session.flush()
+                values.append(
+                    {
+                        "cloud_file_id": row.id,
+                        "format": meta.format,
+                        "variant": meta.variant,
+                        "extractor_version": meta.extractor_version,
+                        "metadata": meta.metadata_,
+                        "warnings": meta.warnings,
+                        "extracted_at": now,
+                    }
+                )
+                apply_status(
+                    row,
+                    FileStatus.SUCCEEDED,
+                    run_id=run_id,
+                    job_id=job.id,
+                    attempts=attempt,
+                    format=meta.format,
+                    error=None,
+                    deduplicated_from=source_id,
+                )
+                done[row.id] = source_id
+            _upsert_metadata(session, values)
+        return done
+
+
+def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
+    """Insert or replace ``cloud_file_metadata`` rows (one statement)."""
+    if not values:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table_ = cast(Table, CloudFileMetadata.__table__)
+    statement = insert(table_).values(values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table_.c.cloud_file_id],
+        set_={key: statement.excluded[key] for key in values[0] if key != "cloud_file_id"},
+    )
+    session.execute(statement)

@@ -92,6 +92,12 @@ class FileQueries(Store):
         with translate_db_errors(self.url), self.sessions() as session:
             return session.get(CloudFileMetadata, file_id)
 
+    def metadata_of(self, file_ids: Sequence[int]) -> dict[int, CloudFileMetadata]:
+        """The metadata rows of several files (those that have one)."""
+        query = select(CloudFileMetadata).where(CloudFileMetadata.cloud_file_id.in_(list(file_ids)))
+        with translate_db_errors(self.url), self.sessions() as session:
+            return {meta.cloud_file_id: meta for meta in session.scalars(query)}
+
     def count_files(self) -> int:
         with translate_db_errors(self.url), self.sessions() as session:
             return session.scalar(select(func.count()).select_from(CloudFile)) or 0

@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -62,6 +74,9 @@ class CloudFile(Base):
     # How many times a run was requested for this file: part of the sensor's run_key, so a
     # retry is a new request while a re-evaluated tick is the same one.
     extraction_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Set by ``retry --force``: the next request extracts the file even when a file with the same
+    # bytes succeeded already (no deduplication); moved into the status when the file is queued.
+    extraction_force: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         # The sensor's query: pending files in id order. Partial, so it stays small with millions of rows.
@@ -74,6 +89,8 @@ class CloudFile(Base):
         Index("ix_cloud_files_uploaded_at", "uploaded_at"),
         # The sensors' query per run (files_of_run): the run a file's status names.
         Index("ix_cloud_files_run_id", text("(extraction_status ->> 'run_id')")),
+        # Deduplication: the files with the same bytes as the ones a run detects.
+        Index("ix_cloud_files_sha256", "sha256"),
     )
 
     @property

@@ -67,7 +67,9 @@ class Queueing(Store):
             return []
         queued: list[QueuedFile] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile.id, CloudFile.extraction_generation).where(CloudFile.id.in_(ids))
+            query = select(CloudFile.id, CloudFile.extraction_generation, CloudFile.extraction_force).where(
+                CloudFile.id.in_(ids)
+            )
             if only_pending:
                 query = query.where(CloudFile.extraction_status.is_(None))
             else:
@@ -78,11 +80,13 @@ class Queueing(Store):
                     .not_in([s.value for s in ACTIVE_STATUSES])
                 )
             rows = session.execute(query.with_for_update()).all()
-            for file_id, generation in rows:
+            for file_id, generation, force in rows:
                 condition = CloudFile.id == file_id
                 if only_pending:
                     condition = condition & CloudFile.extraction_status.is_(None)
-                key = {} if run_key is None else {"run_key": run_key(file_id, generation)}
+                key: dict[str, Any] = {} if run_key is None else {"run_key": run_key(file_id, generation)}
+                if force:  # ``retry --force``: this request extracts, whatever the duplicates
+                    key["forced"] = True
                 result = session.execute(
                     update(CloudFile)
                     .where(condition)
@@ -91,6 +95,7 @@ class Queueing(Store):
                             FileStatus.QUEUED, **key, generation=generation, **extra
                         ),
                         extraction_generation=generation + 1,
+                        extraction_force=False,
                     )
                 )
                 if cast(CursorResult[Any], result).rowcount:
@@ -134,9 +139,15 @@ class Queueing(Store):
                     row.extraction_status = status
 
     def reset_to_pending(
-        self, ids: Iterable[int], *, statuses: Sequence[str] = (FileStatus.FAILED, FileStatus.CANCELLED)
+        self,
+        ids: Iterable[int],
+        *,
+        statuses: Sequence[str] = (FileStatus.FAILED, FileStatus.CANCELLED),
+        force: bool = False,
     ) -> list[int]:
-        """``retry``: files in one of ``statuses`` become pending again (the sensor queues them anew)."""
+        """``retry``: files in one of ``statuses`` become pending again (the sensor queues them anew).
+
+        ``force`` (``retry --force``): their next extraction is never deduplicated."""
         changed: list[int] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
             rows = session.scalars(select(CloudFile).where(CloudFile.id.in_(list(ids))).with_for_update())
@@ -146,6 +157,8 @@ class Queueing(Store):
             if changed:
                 # SQL NULL (a Python None would be stored as the JSON value null on a JSON column).
                 session.execute(
-                    update(CloudFile).where(CloudFile.id.in_(changed)).values(extraction_status=null())
+                    update(CloudFile)
+                    .where(CloudFile.id.in_(changed))
+                    .values(extraction_status=null(), extraction_force=force)
                 )
         return sorted(changed)

@@ -2,7 +2,7 @@
 or writes the JSON.
 
 ``cloud_files.extraction_status`` is a JSON document whose shape INTERFACE.md fixes; the code adds
-a few keys of its own (``run_key``, ``generation``, ``backfill``, ``previous_run_id``). Outside
+a few keys of its own (``run_key``, ``generation``, ``backfill``, ``previous_run_id``, ``forced``). Outside
 persistence it is seen only as an ``ExtractionState`` (``CloudFile.state``) and the statuses as the
 ``FileStatus`` and ``JobStatus`` enums, whose values are the strings stored in the database.
 """
@@ -27,7 +27,7 @@ class FileStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    SKIPPED = "skipped"  # INTERFACE.md: not written yet, accepted by ``retry --force``
+    SKIPPED = "skipped"  # none of the supported formats: one look, no retry, no alert
     CANCELLED = "cancelled"
 
 
@@ -41,9 +41,10 @@ STATUSES: tuple[str, ...] = tuple(
         FileStatus.SUCCEEDED,
         FileStatus.FAILED,
         FileStatus.CANCELLED,
+        FileStatus.SKIPPED,
     )
 )
-FINAL_STATUSES = (FileStatus.SUCCEEDED, FileStatus.FAILED, FileStatus.CANCELLED)
+FINAL_STATUSES = (FileStatus.SUCCEEDED, FileStatus.FAILED, FileStatus.CANCELLED, FileStatus.SKIPPED)
 ACTIVE_STATUSES = (FileStatus.QUEUED, FileStatus.RUNNING)
 
 
@@ -55,6 +56,7 @@ class JobStatus(StrEnum):
     EXTRACTED = "extracted"  # the envelope rides on the row until it is materialized
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    SKIPPED = "skipped"  # the content is none of the supported formats: nothing to extract
     CANCELLED = "cancelled"
     ABANDONED = "abandoned"  # left open by a run or step attempt that died
 
@@ -62,7 +64,13 @@ class JobStatus(StrEnum):
 # Attempts nobody closed yet (a dead run's are abandoned; a cancelled file's cancelled).
 OPEN_JOB_STATUSES = (JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.EXTRACTED)
 # Attempts an earlier attempt of the same step finished: not extracted again.
-DONE_JOB_STATUSES = (JobStatus.EXTRACTED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+DONE_JOB_STATUSES = (
+    JobStatus.EXTRACTED,
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.SKIPPED,
+    JobStatus.CANCELLED,
+)
 
 
 class StateError(BaseModel):
@@ -98,6 +106,7 @@ class ExtractionState(BaseModel):
     backfill: bool | None = None  # queued by ``backfill`` (the sensor does not re-request it)
     previous_run_id: str | None = None  # the run a cancelled file belonged to
     deduplicated_from: int | None = None  # INTERFACE.md: metadata copied from that file
+    forced: bool | None = None  # queued by ``retry --force``: extracted, never deduplicated
 
     _keys: tuple[str, ...] = PrivateAttr(default=())  # the stored key order, for ``document``
 
@@ -142,7 +151,7 @@ def status_of_document(document: dict[str, Any] | None) -> str:
 # -- the status rules: how a document is written -------------------------------------------------
 
 # The keys a transition keeps from the current document unless it sets them itself.
-_KEPT_KEYS = ("format", "job_id", "run_id", "attempts", "run_key", "generation")
+_KEPT_KEYS = ("format", "job_id", "run_id", "attempts", "run_key", "generation", "forced")
 
 
 def utcnow() -> datetime:

@@ -45,7 +45,8 @@ def retry_files(
     force: bool = False,
 ) -> RetryOutcome:
     """Failed or cancelled files (with ``force`` also succeeded and skipped ones) become pending
-    again; the sensor queues each anew. Queued and running files are never queued twice."""
+    again; the sensor queues each anew. Queued and running files are never queued twice. A file
+    queued with ``force`` is extracted, even when a file with the same bytes succeeded already."""
     ids = set(file_ids)
     reasons: dict[int, str] = {}
     file_faults: dict[str, list[int]] = {}
@@ -61,7 +62,8 @@ def retry_files(
         ids.update(repository.ids_by_filter(status=FileStatus.CANCELLED))
     rows = {row.id: row for row in repository.list_files(ids=sorted(ids))} if ids else {}
     statuses = FORCE_RETRY_STATUSES if force else RETRY_STATUSES
-    requeued = repository.reset_to_pending(sorted(ids), statuses=statuses)
+    # --force also means "extract": the next run does not copy a duplicate's metadata instead.
+    requeued = repository.reset_to_pending(sorted(ids), statuses=statuses, force=force)
     for file_id in sorted(set(rows) - set(requeued)):
         state = status_of(rows[file_id])
         if state in ACTIVE_STATUSES:

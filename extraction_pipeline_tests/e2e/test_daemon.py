@@ -46,7 +46,8 @@ def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
     files.mkdir()
     for pages in (1, 2, 3):
         (files / f"plan {pages} <draft>.pdf").write_bytes(make_pdf(pages=pages))
-    (files / "notes.pdf").write_bytes(b"just some text, not a PDF\n" * 20)
+    # A PDF header over garbage: a permanent failure (a file of no supported format would be skipped).
+    (files / "notes.pdf").write_bytes(b"%PDF-1.4\n garbage that is not a pdf body\n" * 20)
     upload = cli(deployment, "upload", str(files), "--json")
     assert upload.returncode == 0, upload.stderr
     uploaded = {item["filename"]: item["id"] for item in json.loads(upload.stdout)}
@@ -65,7 +66,7 @@ def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
     try:
         states = wait_for(finished, "every upload to finish", daemon, log)
         bad = uploaded.pop("notes.pdf")
-        assert states[bad]["status"] == "failed" and states[bad]["error"]["code"] == "unsupported_format"
+        assert states[bad]["status"] == "failed" and states[bad]["error"]["code"] == "corrupt"
         assert [(j.attempt, j.status) for j in repository.jobs_for(bad)] == [(1, "failed")]
         for name, file_id in uploaded.items():
             assert states[file_id]["status"] == "succeeded", (name, states[file_id])
@@ -107,7 +108,7 @@ def test_uploads_are_extracted_by_the_daemon_and_a_backfill_reruns_them(
                 wait_for(re_extracted, "the backfills to re-extract the files", daemon, log)
                 for file_id in uploaded.values():
                     assert repository.get_file(file_id).extraction_status["status"] == "succeeded"
-                assert repository.get_file(bad).extraction_status["error"]["code"] == "unsupported_format"
+                assert repository.get_file(bad).extraction_status["error"]["code"] == "corrupt"
                 runs = {j.dagster_run_id for f in uploaded.values() for j in repository.jobs_for(f)[1:]}
                 assert len(runs) == 1  # one batched run for the three partitions
 
@@ -128,7 +129,7 @@ def test_cancel_terminates_the_run_of_a_hanging_file(
     daemon = request.getfixturevalue("daemon")
     assert cli(deployment, "db", "upgrade").returncode == 0
     stuck = tmp_path / "stuck.pdf"
-    stuck.write_bytes(b"EXTRACTION-FAULT:hang\n")
+    stuck.write_bytes(b"EXTRACTION-FAULT:hang\n%PDF-1.7\n")  # a PDF to detection: extracted, not skipped
     upload = cli(deployment, "upload", str(stuck), "--json")
     assert upload.returncode == 0, upload.stderr
     file_id = json.loads(upload.stdout)[0]["id"]

@@ -25,7 +25,8 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
 
 
 def failed_run(app: App, instance: dg.DagsterInstance) -> tuple[int, dg.DagsterRun]:
-    file_id = app.upload("broken <b>.pdf", b"no pdf here\n" * 5)
+    # A PDF header over garbage: corrupt, a permanent failure (no supported format would be skipped).
+    file_id = app.upload("broken <b>.pdf", b"%PDF-1.4\n no pdf here\n" * 5)
     instance.add_dynamic_partitions("cloud_files", [str(file_id)])
     result = dg.materialize(
         [build_extraction_asset(app.settings(max_retries=2, retry_delay_s=0.0))],
@@ -76,17 +77,17 @@ def test_a_permanent_failure_is_announced_by_log_line_and_webhook(
         {
             "id": file_id,
             "filename": "broken <b>.pdf",
-            "format": "unknown",
+            "format": "pdf",
             "error": {
                 "kind": "permanent",
-                "code": "unsupported_format",
+                "code": "corrupt",
                 "message": body["files"][0]["error"]["message"],
             },
         }
     ]
-    assert "PDF" in body["files"][0]["error"]["message"]  # says why, not just a code
+    assert body["files"][0]["error"]["message"]  # says why, not just a code
     logged = [r.getMessage() for r in caplog.records if "extraction alert" in r.getMessage()]
-    assert len(logged) == 1 and '"code": "unsupported_format"' in logged[0]
+    assert len(logged) == 1 and '"code": "corrupt"' in logged[0]
     assert "s3cret" not in caplog.text and "token=abc" not in caplog.text
 
 

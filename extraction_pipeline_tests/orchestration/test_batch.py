@@ -200,7 +200,7 @@ def test_one_bad_file_fails_only_itself(repository: CloudFileRepository) -> None
     ]
     repository.cancel_files([flaky])  # cancelled between extraction and materialization
     [chunk] = list(batch.write_materialized(repository, plan.ready))
-    assert [item.file_id for item in chunk.done] == [good] and chunk.skipped == [flaky]
+    assert [item.file_id for item in chunk.done] == [good] and chunk.cancelled == [flaky]
     assert state(repository, good).status == FileStatus.SUCCEEDED
     assert repository.metadata_for(good) is not None and repository.metadata_for(flaky) is None
 
@@ -276,3 +276,193 @@ def test_attempt_numbers_come_from_the_retry_policy_values() -> None:
     assert (run.attempt, run.max_attempts, run.is_last) == (2, 4, False)
     assert timedelta(seconds=19) <= run.next_retry_at() - utcnow() <= timedelta(seconds=21)
     assert RunAttempt(run_id="r", run_ids=frozenset({"r"}), retry_number=3, max_retries=3).is_last
+
+
+# -- files that are not extracted: skipped and deduplicated ---------------------------------------
+
+
+def detect_by_name(row: CloudFile) -> str:
+    """``.png``/``.txt`` files are of no supported format; everything else a PDF."""
+    return "unknown" if row.filename.endswith((".png", ".txt")) else "pdf"
+
+
+def extract_once(repository: CloudFileRepository, file_ids: list[int], run: RunAttempt) -> None:
+    """``file_ids`` (detected by ``run``) extracted and materialized: ``succeeded``, metadata version "1"."""
+    batch.extract_files(repository, file_ids, run, lambda row, n, m: FakeEnvelope(metadata={"page_count": 7}))
+    plan = batch.plan_materialize(repository, file_ids, [run.run_id], lambda env: {"figures": {"pages": 7}})
+    list(batch.write_materialized(repository, plan.ready))
+
+
+def test_a_file_of_no_supported_format_is_skipped_after_one_look(repository: CloudFileRepository) -> None:
+    photo, notes, plan, cancelled = (
+        add(repository, n) for n in ("photo.png", "notes.txt", "plan.pdf", "x.png")
+    )
+    repository.queue_files([photo, notes, plan, cancelled])
+    repository.cancel_files([cancelled])
+    run = attempt()
+    result = batch.detect_files(repository, [photo, notes, plan, cancelled], run, detect_by_name)
+    assert by_file(result) == {
+        photo: Outcome.SKIPPED,
+        notes: Outcome.SKIPPED,
+        plan: Outcome.DETECTED,
+        cancelled: Outcome.CANCELLED,
+    }
+    assert result.transient == []  # nothing for the step's retry
+    skipped = state(repository, photo)
+    assert skipped.status == FileStatus.SKIPPED and skipped.format == "unknown" and skipped.run_id == "run-1"
+    assert skipped.error_document() == {
+        "kind": "permanent",
+        "code": "unsupported_format",
+        "message": "the content is not PDF, DXF, DWG, IFC or STEP",
+    }
+    assert skipped.attempts == 1 and skipped.completed_at is not None
+    [job] = repository.jobs_for(photo)
+    assert (job.status, job.attempt, job.max_attempts, job.error_code, job.finished_at is not None) == (
+        JobStatus.SKIPPED,
+        1,
+        3,
+        "unsupported_format",
+        True,
+    )
+    assert skipped.job_id == job.id and repository.jobs_for(cancelled) == []
+    assert [row.id for row in repository.list_files(status=FileStatus.SKIPPED)] == [photo, notes]
+
+    # The other steps leave them alone; the run's plan shows them (not as failures).
+    extracted: list[str] = []
+
+    def extract(row: CloudFile, number: int, most: int) -> Any:
+        extracted.append(row.filename)
+        return FakeEnvelope()
+
+    later = batch.extract_files(repository, [photo, notes, plan], run, extract)
+    assert by_file(later) == {
+        photo: Outcome.DONE_EARLIER,
+        notes: Outcome.DONE_EARLIER,
+        plan: Outcome.EXTRACTED,
+    }
+    assert extracted == ["plan.pdf"]
+    report = batch.plan_materialize(repository, [photo, notes, plan], ["run-1"], lambda env: {})
+    assert [(item.file_id, item.error["code"]) for item in report.skipped] == [
+        (photo, "unsupported_format"),
+        (notes, "unsupported_format"),
+    ]
+    assert report.failed == [] and [item.file_id for item in report.ready] == [plan]
+    # A retried detect step does not look again.
+    again = batch.detect_files(repository, [photo], attempt(retry=1), detect_by_name)
+    assert by_file(again) == {photo: Outcome.DONE_EARLIER} and len(repository.jobs_for(photo)) == 1
+
+
+def test_an_unsupported_envelope_from_the_worker_skips_the_file(repository: CloudFileRepository) -> None:
+    [file_id] = queue_and_detect(repository, ["odd.pdf"], attempt())
+    unsupported = FakeError(
+        "permanent", "unsupported_format", "the content is not PDF, DXF, DWG, IFC or STEP"
+    )
+    result = batch.extract_files(
+        repository, [file_id], attempt(), lambda row, n, m: FakeEnvelope(format="unknown", error=unsupported)
+    )
+    assert by_file(result) == {file_id: Outcome.SKIPPED} and result.transient == []
+    assert state(repository, file_id).status == FileStatus.SKIPPED
+    assert [j.status for j in repository.jobs_for(file_id)] == [JobStatus.SKIPPED]
+
+
+def test_a_duplicate_of_a_succeeded_file_gets_its_metadata_copied(repository: CloudFileRepository) -> None:
+    """Every row of ``add`` has the same sha256 and size: the same bytes."""
+    [source] = queue_and_detect(repository, ["logo.pdf"], attempt("run-0"))
+    extract_once(repository, [source], attempt("run-0"))
+    assert state(repository, source).status == FileStatus.SUCCEEDED
+
+    copy, older_version, forced = (add(repository, n) for n in ("copy.pdf", "older.pdf", "forced.pdf"))
+    repository.queue_files([copy])
+    run = attempt("run-1")
+    result = batch.detect_files(repository, [copy], run, detect_pdf, versions={"pdf": "1"})
+    assert by_file(result) == {copy: Outcome.DEDUPLICATED}
+    assert result.outcomes[0].deduplicated_from == source
+    copied = state(repository, copy)
+    assert (copied.status, copied.deduplicated_from, copied.format, copied.run_id, copied.error) == (
+        FileStatus.SUCCEEDED,
+        source,
+        "pdf",
+        "run-1",
+        None,
+    )
+    [job] = repository.jobs_for(copy)
+    assert job.status == JobStatus.SUCCEEDED and job.attempt == 1 and copied.job_id == job.id
+    assert job.result == {"figures": {"pages": 7}, "deduplicated_from": source}
+    original, duplicate = repository.metadata_for(source), repository.metadata_for(copy)
+    assert duplicate is not None and original is not None
+    assert (duplicate.format, duplicate.extractor_version, duplicate.metadata_) == (
+        original.format,
+        original.extractor_version,
+        {"page_count": 7},
+    )
+    # Extract leaves it alone; materialize shows it with the copied metadata.
+    assert by_file(batch.extract_files(repository, [copy], run, detect_pdf)) == {copy: Outcome.DONE_EARLIER}
+    plan = batch.plan_materialize(repository, [copy], ["run-1"], lambda env: {})
+    [shown] = plan.deduplicated
+    assert (shown.file_id, shown.source_id, shown.envelope["metadata"]) == (copy, source, {"page_count": 7})
+    assert shown.envelope["file"]["name"] == "copy.pdf" and plan.ready == [] and plan.failed == []
+
+    # Another extractor version: extracted. A file queued by `retry --force`: extracted.
+    repository.queue_files([older_version])
+    other = batch.detect_files(
+        repository, [older_version], attempt("run-2"), detect_pdf, versions={"pdf": "2"}
+    )
+    assert by_file(other) == {older_version: Outcome.DETECTED}
+    assert state(repository, older_version).status == FileStatus.RUNNING
+    repository.queue_files([forced])
+    repository.cancel_files([forced])
+    assert repository.reset_to_pending([forced], force=True) == [forced]
+    repository.queue_files([forced])
+    assert state(repository, forced).forced is True
+    again = batch.detect_files(repository, [forced], attempt("run-3"), detect_pdf, versions={"pdf": "1"})
+    assert by_file(again) == {forced: Outcome.DETECTED}
+    assert state(repository, forced).forced is True  # kept while the file is extracted
+
+
+def test_with_deduplication_off_a_duplicate_is_extracted(repository: CloudFileRepository) -> None:
+    """EXTRACTION_DEDUPLICATE=0: every file is extracted, whatever succeeded before."""
+    [source] = queue_and_detect(repository, ["logo.pdf"], attempt("run-0"))
+    extract_once(repository, [source], attempt("run-0"))
+    copy = add(repository, "copy.pdf")
+    repository.queue_files([copy])
+    result = batch.detect_files(
+        repository, [copy], attempt("run-1"), detect_pdf, versions={"pdf": "1"}, deduplicate=False
+    )
+    assert by_file(result) == {copy: Outcome.DETECTED}
+    assert state(repository, copy).status == FileStatus.RUNNING
+    assert state(repository, copy).deduplicated_from is None
+
+
+def test_no_duplicate_without_a_succeeded_source_with_the_same_bytes(repository: CloudFileRepository) -> None:
+    from extraction_pipeline.persistence.repository import NewFile
+
+    [source] = queue_and_detect(repository, ["a.pdf"], attempt("run-0"))
+    extract_once(repository, [source], attempt("run-0"))
+    other_bytes = repository.add_file(
+        NewFile(filename="b.pdf", size_bytes=1, sha256="1" * 64, storage_uri="mem://b.pdf")
+    ).id
+    not_a_digest = repository.add_file(
+        NewFile(filename="c.pdf", size_bytes=1, sha256="", storage_uri="mem://c.pdf")
+    ).id
+    same_bytes = add(repository, "d.pdf")
+    ids = [other_bytes, not_a_digest, same_bytes]
+    repository.queue_files(ids)
+    # The source is being extracted again: no longer `succeeded`, nothing to copy from.
+    repository.reset_to_pending([source], statuses=(FileStatus.SUCCEEDED,))
+    result = batch.detect_files(repository, ids, attempt("run-1"), detect_pdf, versions={"pdf": "1"})
+    assert set(by_file(result).values()) == {Outcome.DETECTED}
+
+
+def test_a_file_deleted_while_its_bytes_are_read_is_gone_not_failed(repository: CloudFileRepository) -> None:
+    """The host deletes the row (and housekeeping the blob) between the listing and the read:
+    nothing is recorded and nothing is retried (a storage failure would be, 30 s later)."""
+    [file_id] = [add(repository, "plan.pdf")]
+    repository.queue_files([file_id])
+
+    def deleted_meanwhile(row: CloudFile) -> str:
+        repository.delete_files([row.id])
+        raise FileNotFoundError(2, "No such file or directory", "blobs/ab/cdef")
+
+    result = batch.detect_files(repository, [file_id], attempt("run-1"), deleted_meanwhile)
+    assert by_file(result) == {file_id: Outcome.MISSING}
+    assert result.transient == [] and repository.jobs_for(file_id) == []

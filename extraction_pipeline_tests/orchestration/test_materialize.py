@@ -38,12 +38,13 @@ def test_rematerializing_updates_the_metadata_row_in_place(app: App, instance: d
 
 
 def test_a_permanent_failure_is_one_attempt_and_fails_the_run(app: App, instance: dg.DagsterInstance) -> None:
-    file_id = app.upload("notes.pdf", b"this is not a pdf at all, just text\n" * 10)
+    # A PDF header over garbage: unreadable (content of no supported format is skipped instead).
+    file_id = app.upload("notes.pdf", b"%PDF-1.4\nthis is not a pdf at all, just text\n" * 10)
     settings = app.settings(max_retries=3, retry_delay_s=0.0)
     result = run(app, instance, [file_id], settings=settings, resource=app.resource(max_retries=3))
     assert not result.success
     status = app.status(file_id)
-    assert status["status"] == "failed" and status["error"]["code"] == "unsupported_format"
+    assert status["status"] == "failed" and status["error"]["code"] == "corrupt"
     assert status["error"]["kind"] == "permanent"
     jobs = app.repository.jobs_for(file_id)
     assert [(j.status, j.attempt, j.max_attempts) for j in jobs] == [("failed", 1, 4)]

@@ -131,7 +131,7 @@ def test_a_crashing_worker_is_retried_then_fails_permanently(
     app: App, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXTRACTION_FAULT_INJECTION", "1")
-    file_id = app.upload("boom.pdf", b"EXTRACTION-FAULT:exit\n")
+    file_id = app.upload("boom.pdf", b"EXTRACTION-FAULT:exit\n%PDF-1.7\n")
     result = run(
         app,
         instance,

@@ -33,7 +33,8 @@ from extraction_pipeline.samples import write_samples
 from extraction_pipeline_tests.orchestration.conftest import App, make_pdf, run, webhook_receiver
 
 BROKEN_NAME = "broken [v2] bracket.step"  # Markdown punctuation: no backslash may show up
-BROKEN_BYTES = b"this is not a drawing, a model or a document\n" * 10
+# A PDF header over garbage: corrupt (content of no supported format would be skipped, not failed).
+BROKEN_BYTES = b"%PDF-1.4\nthis is not a drawing, a model or a document\n" * 10
 
 
 def observations(instance: dg.DagsterInstance, file_id: int) -> list[dg.AssetObservation]:
@@ -77,17 +78,17 @@ def test_a_failed_file_partition_carries_its_name_code_and_message(
     result = run(app, instance, [good, bad])
     assert not result.success
     error = app.status(bad)["error"]
-    assert error["code"] == "unsupported_format" and error["message"]
+    assert error["code"] == "corrupt" and error["message"]
 
     [observation] = observations(instance, bad)
     shown = values(observation.metadata)
     assert shown["file"] == BROKEN_NAME  # verbatim: plain text, no Markdown escape
     assert shown["status"] == "failed" and shown["error_kind"] == "permanent"
-    assert shown["error_code"] == "unsupported_format"
+    assert shown["error_code"] == "corrupt"
     assert shown["error_message"] == error["message"]
     assert all(isinstance(observation.metadata[k], dg.TextMetadataValue) for k in ("file", "error_message"))
     assert "hint" not in shown  # the file's fault: no installation hint
-    assert "unsupported_format" in (observation.description or "")
+    assert "corrupt" in (observation.description or "")
     assert BROKEN_NAME not in (observation.description or "")  # no file value in Markdown-rendered text
     # The good file of the batch has no failure observation; the bad one is not materialized.
     assert observations(instance, good) == []
@@ -95,7 +96,7 @@ def test_a_failed_file_partition_carries_its_name_code_and_message(
 
     # The run log's failure reads cleanly: the name quoted, no backslash escapes, the reason given.
     description = step_failure_description(instance, result.run_id)
-    assert f"file {bad} `{BROKEN_NAME}`: unsupported_format: {error['message']}" in description
+    assert f"file {bad} `{BROKEN_NAME}`: corrupt: {error['message']}" in description
     assert "\\" not in description
 
 
@@ -435,7 +436,7 @@ def test_the_webserver_serves_the_failure_and_the_facts_to_the_partition_page(
     assert [e["__typename"] for e in events] == ["ObservationEvent"]  # "View all historical events (1)"
     shown = entries(events[0])
     assert shown["file"] == BROKEN_NAME and shown["file:type"] == "TextMetadataEntry"
-    assert shown["error_code"] == "unsupported_format"
+    assert shown["error_code"] == "corrupt"
     assert shown["error_message"] == message and shown["error_message:type"] == "TextMetadataEntry"
     assert events[0]["partition"] == str(bad)
 

@@ -128,6 +128,23 @@ def test_postgresql_uses_jsonb_and_indexes_jobs(pg_url: str) -> None:
     assert "(cloud_file_id)" in indexes["ix_extraction_jobs_cloud_file_id"]
     assert "WHERE (extraction_status IS NULL)" in indexes["ix_cloud_files_pending"]
     assert "((extraction_status ->> 'run_id'::text))" in indexes["ix_cloud_files_run_id"]
+    assert "(sha256)" in indexes["ix_cloud_files_sha256"]
+
+
+def test_the_deduplication_migration_goes_down_to_0003_and_up_again(db_url: str) -> None:
+    """0004 (sha256 index, ``extraction_force``) reverts to exactly what 0003 created: on SQLite the
+    column is dropped without rebuilding the table, so its expression and partial indexes stay."""
+    migrate.upgrade(db_url)
+    head = _schema(db_url)
+    assert ("ix_cloud_files_sha256", ("sha256",), False) in head["cloud_files"]["indexes"]
+    assert ("extraction_force", "BOOLEAN", False) in head["cloud_files"]["columns"]
+    migrate.downgrade(db_url, "0003")
+    reverted = _schema(db_url)
+    names = {index[0] for index in reverted["cloud_files"]["indexes"]}
+    assert names == {"ix_cloud_files_pending", "ix_cloud_files_uploaded_at", "ix_cloud_files_run_id"}
+    assert "extraction_force" not in {c[0] for c in reverted["cloud_files"]["columns"]}
+    migrate.upgrade(db_url)
+    assert _schema(db_url) == head
 
 
 def test_the_files_of_a_run_are_found_through_the_run_id_index(db_url: str) -> None:

@@ -14,13 +14,14 @@ from extraction_pipeline.persistence.state import (
 
 
 def test_the_enum_values_are_the_stored_strings() -> None:
-    assert STATUSES == ("pending", "queued", "running", "succeeded", "failed", "cancelled")
+    assert STATUSES == ("pending", "queued", "running", "succeeded", "failed", "cancelled", "skipped")
     assert {s.value for s in JobStatus} == {
         "running",
         "retrying",
         "extracted",
         "succeeded",
         "failed",
+        "skipped",
         "cancelled",
         "abandoned",
     }

@@ -72,7 +72,7 @@ def test_hostile_names_are_stored_verbatim_blobs_stay_under_the_root_and_the_ui_
     assert set(ids) == {SQL_INJECTION, HTML_MARKDOWN, NEWLINE}
     # The host application may register any name: a path traversal, and a broken file named with HTML.
     ids["../../../outside.pdf"] = app.upload("../../../outside.pdf", make_pdf(pages=4))
-    bad = app.upload("<script>alert(1)</script>.pdf", b"not a pdf\n" * 10)
+    bad = app.upload("<script>alert(1)</script>.pdf", b"%PDF-1.4\n not a pdf body\n" * 10)  # corrupt
 
     listed = runner.invoke(cli_group, ["list", "--json"])
     assert listed.exit_code == 0, listed.output
@@ -267,7 +267,7 @@ def test_no_secret_appears_in_logs_run_metadata_event_logs_rows_or_error_message
     folder = tmp_path / "upload"
     folder.mkdir()
     (folder / "plan.pdf").write_bytes(make_pdf(pages=2))
-    (folder / "notes.pdf").write_bytes(b"not a pdf at all\n" * 10)  # fails permanently: an alert
+    (folder / "notes.pdf").write_bytes(b"%PDF-1.4\n not a pdf body\n" * 10)  # corrupt: an alert
     ids = {item["filename"]: item["id"] for item in json.loads(run_cli("upload", str(folder), "--json"))}
     # Error messages: an unknown database and an unreachable server, both with the password in the URL.
     for broken in (
