@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from extraction_pipeline.orchestration.assets import build_extraction_asset, build_extraction_job
+from extraction_pipeline.orchestration.housekeeping import build_housekeeping_sensor
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.orchestration.sensors import (
     build_upload_sensor,
@@ -23,7 +24,12 @@ def build_definitions(
     return dg.Definitions(
         assets=[asset],
         jobs=[job],
-        sensors=[build_upload_sensor(job, settings), extraction_failure_alerts, extraction_cancellations],
+        sensors=[
+            build_upload_sensor(job, settings),
+            extraction_failure_alerts,
+            extraction_cancellations,
+            build_housekeeping_sensor(settings),
+        ],
         resources={"extraction": extraction or ExtractionResource()},
         executor=dg.in_process_executor,
     )

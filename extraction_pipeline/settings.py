@@ -109,6 +109,8 @@ _VARIABLES: dict[str, _Variable] = {
     "backfill_poll_s": _Variable("EXTRACTION_BACKFILL_POLL_S", float, 2.0, low=0.5, high=30.0),
     "doctor_at_start": _Variable("EXTRACTION_DOCTOR_AT_START", bool, True),
     "api_token": _Variable("EXTRACTION_API_TOKEN", str, None),
+    "housekeeping_interval_s": _Variable("EXTRACTION_HOUSEKEEPING_INTERVAL_S", int, 30, low=1),
+    "deduplicate": _Variable("EXTRACTION_DEDUPLICATE", bool, True),
 }
 
 
@@ -174,6 +176,11 @@ class Settings:
     doctor_at_start: bool
     # The bearer token of the HTTP API (`serve`); never shown, not even in this object's repr.
     api_token: str | None = field(default=None, repr=False)
+    # Least time between two ticks of the housekeeping sensor (orphans of rows deleted directly).
+    housekeeping_interval_s: int = 30
+    # A file with the bytes of one that succeeded with the same extractor version gets that file's
+    # metadata copied instead of an extraction (off: every file is extracted, as the benchmark wants).
+    deduplicate: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -201,6 +208,8 @@ class Settings:
             backfill_poll_s=read["backfill_poll_s"],
             doctor_at_start=read["doctor_at_start"],
             api_token=read["api_token"],
+            housekeeping_interval_s=read["housekeeping_interval_s"],
+            deduplicate=read["deduplicate"],
         )
 
     @property

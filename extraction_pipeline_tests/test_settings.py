@@ -93,6 +93,7 @@ def test_empty_or_blank_means_the_default(tmp_path: Path, monkeypatch: pytest.Mo
         "EXTRACTION_NOTIFY_WEBHOOK_URL",
         "EXTRACTION_DOCTOR_AT_START",
         "EXTRACTION_API_TOKEN",
+        "EXTRACTION_DEDUPLICATE",
     ]
     for blank in ("", "   "):
         assert Settings.from_env(dict.fromkeys(names, blank)) == Settings.from_env({})

@@ -32,6 +32,13 @@ run_monitoring:
 # line per Dagster event; the event log in the UI keeps every event.
 python_logs:
   python_log_level: INFO
+# Sensor ticks (one every few seconds, nearly all skipped): skipped ones kept a day, others a week.
+retention:
+  sensor:
+    purge_after_days:
+      skipped: 1
+      success: 7
+      failure: 7
 telemetry:
   enabled: false
 """

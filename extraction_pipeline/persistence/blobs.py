@@ -9,17 +9,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 from extraction_pipeline.extraction.errors import StorageUnavailable, TooLarge
 
 _CHUNK = 1024 * 1024
+# What put() names a blob (uuid4().hex); anything else in the store's folders is not a blob.
+_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,15 @@ class StoredBlob:
     uri: str
     size_bytes: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class BlobEntry:
+    """A stored blob as a listing sees it (housekeeping): its key, URI and last modification."""
+
+    key: str
+    uri: str
+    modified_at: float  # POSIX seconds
 
 
 class BlobStore(Protocol):
@@ -40,6 +52,14 @@ class BlobStore(Protocol):
 
     def delete(self, uri: str) -> None: ...
 
+
+@runtime_checkable
+class ListableBlobStore(BlobStore, Protocol):
+    """A blob store that can list what it holds (housekeeping looks there for orphans)."""
+
+    def list_blobs(self, *, after: str | None = None, limit: int | None = None) -> Iterator[BlobEntry]: ...
+
+    def owns(self, uri: str) -> bool: ...
 
 
 class FileBlobStore:
@@ -115,6 +135,50 @@ class FileBlobStore:
 
     def delete(self, uri: str) -> None:
         _remove_quietly(self.path_of(uri))
+
+    def owns(self, uri: str) -> bool:
+        """Whether ``uri`` names a blob of this store (under its root, as ``put`` writes them)."""
+        try:
+            self.path_of(uri)
+        except ValueError:
+            return False
+        return True
+
+    def list_blobs(self, *, after: str | None = None, limit: int | None = None) -> Iterator[BlobEntry]:
+        """The stored blobs in key order, from the first key after ``after``, at most ``limit``.
+
+        Only finished blobs (``<root>/<2 hex>/<key>``); uploads still being written live in ``.tmp``
+        and are never listed. A blob removed while the listing runs is left out.
+        """
+        if not self.root.is_dir():
+            return
+        shards = sorted(
+            entry.name
+            for entry in os.scandir(self.root)
+            if len(entry.name) == 2 and entry.is_dir(follow_symlinks=False)
+        )
+        listed = 0
+        for shard in shards:
+            if after is not None and shard < after[:2]:
+                continue
+            try:
+                entries = sorted(os.scandir(self.root / shard), key=lambda entry: entry.name)
+            except FileNotFoundError:
+                continue
+            # The URI of each blob as put() wrote it; keys are hex, nothing to escape (pathlib's as_uri
+            # per blob was most of a listing's time).
+            prefix = (self.root / shard).as_uri() + "/"
+            for entry in entries:
+                if (after is not None and entry.name <= after) or not _KEY.fullmatch(entry.name):
+                    continue
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                yield BlobEntry(key=entry.name, uri=prefix + entry.name, modified_at=stat.st_mtime)
+                listed += 1
+                if limit is not None and listed >= limit:
+                    return
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a blob could be written now (the API's ``/healthz``)."""
