@@ -217,14 +217,13 @@ class Attempts(Store):
                 if status_of(row) == FileStatus.CANCELLED:
                     continue
                 error = errors[row.id]
-                job = ExtractionJob(
-                    cloud_file_id=row.id,
-                    status=JobStatus.SKIPPED.value,
+                job = _instant_job(
+                    row.id,
+                    JobStatus.SKIPPED,
+                    run_id=run_id,
                     attempt=attempt,
                     max_attempts=max_attempts,
-                    dagster_run_id=run_id,
-                    started_at=now,
-                    finished_at=now,
+                    at=now,
                     error_kind=error["kind"],
                     error_code=error["code"],
                     error_message=error["message"],
@@ -323,14 +322,13 @@ class Attempts(Store):
                     continue
                 result = dict(results.get(source_id) or {"format": meta.format, "variant": meta.variant})
                 result["deduplicated_from"] = source_id
-                job = ExtractionJob(
-                    cloud_file_id=row.id,
-                    status=JobStatus.SUCCEEDED.value,
+                job = _instant_job(
+                    row.id,
+                    JobStatus.SUCCEEDED,
+                    run_id=run_id,
                     attempt=attempt,
                     max_attempts=max_attempts,
-                    dagster_run_id=run_id,
-                    started_at=now,
-                    finished_at=now,
+                    at=now,
                     result=result,
                 )
                 session.add(job)
@@ -373,3 +371,19 @@ def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
         set_={key: statement.excluded[key] for key in values[0] if key != "cloud_file_id"},
     )
     session.execute(statement)
+
+
+def _instant_job(
+    file_id: int, status: JobStatus, *, run_id: str, attempt: int, max_attempts: int, at: Any, **fields: Any
+) -> ExtractionJob:
+    """An attempt that ended as it began (a skipped file, copied metadata): no worker was involved."""
+    return ExtractionJob(
+        cloud_file_id=file_id,
+        status=status.value,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        dagster_run_id=run_id,
+        started_at=at,
+        finished_at=at,
+        **fields,
+    )
