@@ -91,6 +91,8 @@ class CloudFile(Base):
         Index("ix_cloud_files_run_id", text("(extraction_status ->> 'run_id')")),
         # Deduplication: the files with the same bytes as the ones a run detects.
         Index("ix_cloud_files_sha256", "sha256"),
+        # Housekeeping: which of the blobs it lists a row still names.
+        Index("ix_cloud_files_storage_uri", "storage_uri"),
     )
 
     @property

@@ -132,11 +132,12 @@ def test_postgresql_uses_jsonb_and_indexes_jobs(pg_url: str) -> None:
 
 
 def test_the_deduplication_migration_goes_down_to_0003_and_up_again(db_url: str) -> None:
-    """0004 (sha256 index, ``extraction_force``) reverts to exactly what 0003 created: on SQLite the
+    """0004 (sha256 and storage_uri indexes, ``extraction_force``) reverts to exactly what 0003 created: on SQLite the
     column is dropped without rebuilding the table, so its expression and partial indexes stay."""
     migrate.upgrade(db_url)
     head = _schema(db_url)
     assert ("ix_cloud_files_sha256", ("sha256",), False) in head["cloud_files"]["indexes"]
+    assert ("ix_cloud_files_storage_uri", ("storage_uri",), False) in head["cloud_files"]["indexes"]
     assert ("extraction_force", "BOOLEAN", False) in head["cloud_files"]["columns"]
     migrate.downgrade(db_url, "0003")
     reverted = _schema(db_url)
