@@ -135,12 +135,17 @@ def daemon_running(
 
 @pytest.fixture
 def daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dagster-daemon run`` of the deployment; its output goes to ``tmp_path / "daemon.log"``."""
-    process = start_daemon(deployment, tmp_path / "daemon.log")
-    try:
+    """``extraction-pipeline daemon`` of the deployment; its output goes to ``tmp_path / "daemon.log"``."""
+    with daemon_running(deployment, tmp_path / "daemon.log") as process:
         yield process
-    finally:
-        stop_daemon(process)
+
+
+@pytest.fixture
+def dagster_daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Plain ``dagster-daemon run`` (the contract's production start) of the test module's
+    ``deployment`` (a module may override that fixture); output in ``tmp_path / "daemon.log"``."""
+    with daemon_running(deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
+        yield process
 
 
 def wait_for(

@@ -21,9 +21,7 @@ import pytest
 from extraction_pipeline.persistence.repository import CloudFileRepository
 from extraction_pipeline_tests.corpus import CORPUS_DIR, corpus_entries, mismatches
 from extraction_pipeline_tests.e2e.conftest import (
-    DAGSTER_DAEMON,
     cli,
-    daemon_running,
     fresh_deployment,
     wait_for,
 )
@@ -38,26 +36,20 @@ def plain(url: str) -> str:
 
 
 @pytest.fixture
-def readme_deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
+def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
     with fresh_deployment(tmp_path, "ep_readme") as env:
         env["EXTRACTION_DATABASE_URL"] = plain(env["EXTRACTION_DATABASE_URL"])
         env["DAGSTER_POSTGRES_URL"] = plain(env["DAGSTER_POSTGRES_URL"])
         yield env
 
 
-@pytest.fixture
-def dagster_daemon(readme_deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with daemon_running(readme_deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
-        yield process
-
-
 def test_every_corpus_file_reaches_its_expected_state(
-    readme_deployment: dict[str, str],
+    deployment: dict[str, str],
     dagster_daemon: subprocess.Popen[bytes],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    deployment, daemon = readme_deployment, dagster_daemon
+    daemon = dagster_daemon
     entries = corpus_entries()
     if not entries:
         pytest.skip(f"no corpus at {CORPUS_DIR}")

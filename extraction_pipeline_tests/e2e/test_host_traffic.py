@@ -18,9 +18,7 @@ from extraction_pipeline.persistence.repository import CloudFileRepository
 from extraction_pipeline.samples import write_dxf
 from extraction_pipeline_tests.corpus import CORPUS_DIR
 from extraction_pipeline_tests.e2e.conftest import (
-    DAGSTER_DAEMON,
     cli,
-    daemon_running,
     fresh_deployment,
     wait_for,
 )
@@ -42,12 +40,6 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
     with fresh_deployment(tmp_path, "ep_traffic") as env:
         assert cli(env, "db", "upgrade").returncode == 0
         yield env
-
-
-@pytest.fixture
-def dagster_daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with daemon_running(deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
-        yield process
 
 
 def upload(deployment: dict[str, str], *paths: Path) -> dict[str, int]:

@@ -20,9 +20,7 @@ import sqlalchemy as sa
 from extraction_pipeline.persistence.blobs import FileBlobStore, blob_store_from_url
 from extraction_pipeline.persistence.repository import CloudFileRepository
 from extraction_pipeline_tests.e2e.conftest import (
-    DAGSTER_DAEMON,
     cli,
-    daemon_running,
     fresh_deployment,
     wait_for,
 )
@@ -37,12 +35,6 @@ def deployment(tmp_path: Path) -> Iterator[dict[str, str]]:
         env["EXTRACTION_HOUSEKEEPING_INTERVAL_S"] = "1"  # every daemon wake-up (5 s)
         assert cli(env, "db", "upgrade").returncode == 0
         yield env
-
-
-@pytest.fixture
-def dagster_daemon(deployment: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with daemon_running(deployment, tmp_path / "daemon.log", DAGSTER_DAEMON) as process:
-        yield process
 
 
 def test_a_row_deleted_with_plain_sql_loses_its_partition_metadata_and_blob(
