@@ -185,6 +185,9 @@ def completed_at(status: dict[str, Any]) -> float:
     return datetime.fromisoformat(status["completed_at"]).timestamp()
 
 
+FINAL_STATUSES = ("succeeded", "failed", "cancelled", "skipped")
+
+
 def wait_until_final(
     deploy: Deployment, repository: Any, ids: list[int], timeout_s: float, what: str
 ) -> dict[int, dict[str, Any]]:
@@ -193,7 +196,7 @@ def wait_until_final(
     while True:
         deploy.check_daemon()
         states = statuses(repository, ids)
-        done = [s for s in states.values() if s.get("status") in ("succeeded", "failed", "cancelled")]
+        done = [s for s in states.values() if s.get("status") in FINAL_STATUSES]
         if len(done) == len(ids):
             return states
         if time.monotonic() - last_report > 15:

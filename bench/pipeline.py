@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, log
@@ -119,6 +120,68 @@ def measure_latency(
         "max_s": round(latencies[-1], 2) if latencies else None,
         "failures": failures,
     }
+
+
+# A PNG signature: content of none of the five formats, as photos attached to a record are.
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def measure_shortcuts(
+    deploy: Deployment, repository: Any, folder: Path, source: Template, files: int
+) -> dict[str, Any]:
+    """Files that are not extracted, through the sensor path (one upload after the other, as a host
+    application writes them): ``files`` images (distinct bytes, none of the five formats) end
+    ``skipped``; then ``files`` uploads of the bytes of ``source``, after it succeeded once, end with
+    its metadata copied. Each rate: files / (first commit -> last file final). The daemon must run
+    with deduplication on."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for number in range(files):
+        path = folder / f"photo_{number:05d}.png"
+        path.write_bytes(PNG_SIGNATURE + number.to_bytes(8, "big") + os.urandom(4096))
+        images.append(path)
+    skipped, skip_failures = _through_sensor(deploy, repository, images, "skipped", "skipped")
+    for file_id, status in skipped["states"].items():
+        error = status.get("error") or {}
+        if status.get("status") == "skipped" and error.get("code") != "unsupported_format":
+            skip_failures.append(f"skipped: file {file_id} has error {error.get('code')}, not unsupported_format")
+    first = upload(deploy, repository, source.path)
+    state = wait_until_final(deploy, repository, [first], timeout_s=600, what="dedupe source")[first]
+    if state.get("status") != "succeeded":
+        raise RuntimeError(f"dedupe: the source {source.path.name} ended {_status_reason(state)}")
+    copies, copy_failures = _through_sensor(deploy, repository, [source.path] * files, "succeeded", "dedupe")
+    for file_id, status in copies["states"].items():
+        # The source is the oldest file with these bytes that succeeded (maybe one before ``first``).
+        if status.get("status") == "succeeded" and status.get("deduplicated_from") is None:
+            copy_failures.append(f"dedupe: file {file_id} was extracted, not copied (source file {first})")
+    return {
+        "skipped": {k: v for k, v in skipped.items() if k != "states"},
+        "dedupe": {**{k: v for k, v in copies.items() if k != "states"}, "source": source.path.name},
+        "failures": skip_failures + copy_failures,
+    }
+
+
+def _through_sensor(
+    deploy: Deployment, repository: Any, paths: list[Path], expected: str, what: str
+) -> tuple[dict[str, Any], list[str]]:
+    committed: dict[int, float] = {}
+    for path in paths:
+        deploy.check_daemon()
+        committed[upload(deploy, repository, path)] = time.time()
+    states = wait_until_final(deploy, repository, list(committed), timeout_s=1200, what=what)
+    failures = [
+        f"{what}: file {i} ended {_status_reason(states[i])}, expected {expected}"
+        for i in committed
+        if states[i].get("status") != expected
+    ]
+    ended = [completed_at(s) for s in states.values() if s.get("completed_at")]
+    wall = (max(ended) if ended else time.time()) - min(committed.values())
+    return {
+        "files": len(paths),
+        "wall_s": round(wall, 2),
+        "files_per_s": round(len(paths) / wall, 2) if wall > 0 else None,
+        "states": states,
+    }, failures
 
 
 def _quantile(values: list[float], q: float) -> float:

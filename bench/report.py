@@ -23,6 +23,8 @@ TARGETS: dict[str, tuple[str, float] | None] = {
     "api_overhead_ratio": ("<=", TARGET_API_RATIO),
     "api_upload_files_per_s": None,
     "api_status_p95_ms": None,
+    "skipped_files_per_s": None,
+    "dedupe_files_per_s": None,
 }
 
 

@@ -63,6 +63,7 @@ from bench.pipeline import (  # noqa: E402
     measure_latency,
     measure_partitions,
     measure_sensor_tick,
+    measure_shortcuts,
 )
 from bench.raw import raw_loop_s  # noqa: E402
 from bench.report import TARGETS, holds, render_run  # noqa: E402
@@ -75,6 +76,7 @@ class Plan:
     repeat: int
     latency_uploads: int
     latency_pace_s: float
+    shortcut_files: int = 30
     pending: int = 100_000
     partitions: int = 100_000
     sensor_ticks: int = 5
@@ -84,9 +86,11 @@ class Plan:
 
 
 PLANS = {
-    "tiny": Plan("tiny", backfill_files=8, repeat=1, latency_uploads=2, latency_pace_s=1.0),
+    "tiny": Plan("tiny", backfill_files=8, repeat=1, latency_uploads=2, latency_pace_s=1.0, shortcut_files=2),
     "quick": Plan("quick", backfill_files=300, repeat=3, latency_uploads=15, latency_pace_s=3.0),
-    "full": Plan("full", backfill_files=1000, repeat=5, latency_uploads=40, latency_pace_s=3.0),
+    "full": Plan(
+        "full", backfill_files=1000, repeat=5, latency_uploads=40, latency_pace_s=3.0, shortcut_files=200
+    ),
 }
 
 
@@ -94,6 +98,7 @@ STEPS = (
     "extract_overhead",
     "backfill",
     "latency",
+    "shortcuts",
     "sensor_tick",
     "partitions",
     "api",
@@ -146,7 +151,7 @@ def run(
         root = Path(tmp)
         (root / "templates").mkdir()
         templates: list[Template] = []
-        if only is None or only & {"extract_overhead", "backfill", "latency"}:
+        if only is None or only & {"extract_overhead", "backfill", "latency", "shortcuts"}:
             log("generating the corpus templates")
             templates = build_templates(root / "templates", plan.scale, corpus)
             details["templates"] = {t.path.name: t.path.stat().st_size for t in templates}
@@ -204,8 +209,26 @@ def run(
                     result["latency_p50_s"], result["latency_p95_s"] = measured["p50_s"], measured["p95_s"]
                     fail(("latency_p50_s", "latency_p95_s"), measured["failures"])
 
+                def do_shortcuts() -> None:
+                    # The deployment extracts every file (EXTRACTION_DEDUPLICATE=0, see deploy.py);
+                    # this step is about the files that are not extracted: a daemon with it on.
+                    deploy.stop_daemon()
+                    deploy.env["EXTRACTION_DEDUPLICATE"] = "1"
+                    start_warm_daemon()
+                    source = min(
+                        (t for t in templates if t.fmt == "pdf"), key=lambda t: t.path.stat().st_size
+                    )
+                    measured = measure_shortcuts(
+                        deploy, repository, root / "shortcuts", source, plan.shortcut_files
+                    )
+                    details["shortcuts"] = measured
+                    result["skipped_files_per_s"] = measured["skipped"]["files_per_s"]
+                    result["dedupe_files_per_s"] = measured["dedupe"]["files_per_s"]
+                    fail(("skipped_files_per_s", "dedupe_files_per_s"), measured["failures"])
+
                 step("backfill", do_backfill)
                 step("latency", do_latency)
+                step("shortcuts", do_shortcuts)
                 details["load_after_daemon"] = load_average()
                 deploy.stop_daemon()
                 if logs is not None and deploy.daemon_log is not None:

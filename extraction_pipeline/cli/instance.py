@@ -15,14 +15,9 @@ from typing import Any, Literal, overload
 import click
 
 from extraction_pipeline.cli.common import EXIT_FAILED, fail
+from extraction_pipeline.service.errors import NoDagsterInstance
+from extraction_pipeline.service.instance import INSTANCE_FILE, find_dagster_home, quickstart_instance_dir
 from extraction_pipeline.settings import Settings
-
-INSTANCE_FILE = "dagster.yaml"
-
-
-def quickstart_instance_dir(settings: Settings) -> Path:
-    """Where ``extraction-pipeline quickstart`` puts its instance when DAGSTER_HOME is not set."""
-    return settings.home / "dagster"
 
 
 def missing_instance_message(settings: Settings) -> str:
@@ -50,20 +45,13 @@ def resolve_dagster_home(settings: Settings, *, required: bool = True) -> Path |
     2. else ``$EXTRACTION_HOME/dagster`` when it holds a ``dagster.yaml`` (the quick start's);
     3. else exit 2 with a line that says what to export, or None when not ``required``.
     """
-    value = os.environ.get("DAGSTER_HOME", "").strip()
-    if value:
-        home = Path(value).expanduser()
-        if not home.is_dir():
-            fail(
-                f"DAGSTER_HOME={value} is not a folder: create it and put the instance's {INSTANCE_FILE} there"
-            )
-        return home.resolve()
-    candidate = quickstart_instance_dir(settings)
-    if (candidate / INSTANCE_FILE).is_file():
-        return candidate.resolve()
-    if required:
+    try:
+        home = find_dagster_home(settings)
+    except NoDagsterInstance as exc:
+        fail(str(exc))
+    if home is None and required:
         fail(missing_instance_message(settings))
-    return None
+    return home
 
 
 def announce_fallback(home: Path) -> None:

@@ -33,6 +33,8 @@ KEYS = {
     "api_overhead_ratio",
     "api_upload_files_per_s",
     "api_status_p95_ms",
+    "skipped_files_per_s",
+    "dedupe_files_per_s",
 }
 
 
@@ -127,3 +129,16 @@ def test_the_table_says_which_targets_hold() -> None:
     assert "status_query_s 1.2" in rows["partitions_100k"]
     assert rows["api_overhead_ratio"].rstrip().endswith("NO")
     assert "report" in rows["api_status_p95_ms"]
+
+
+@pytest.mark.slow
+def test_the_shortcuts_step_measures_skipped_and_deduplicated_uploads(capfd, tmp_path: Path) -> None:
+    """Images end skipped and copies of a succeeded PDF deduplicated, through a real daemon."""
+    require_postgres()
+    status = run.main(["--scale", "tiny", "--json", "--only", "shortcuts", "--corpus", str(tmp_path / "none")])
+    result = json.loads(capfd.readouterr().out)
+    assert status == 0, result.get("failures") or result.get("errors")
+    assert result["skipped_files_per_s"] > 0 and result["dedupe_files_per_s"] > 0
+    shortcuts = result["details"]["shortcuts"]
+    assert shortcuts["skipped"]["files"] == shortcuts["dedupe"]["files"] == run.PLANS["tiny"].shortcut_files
+    assert result["extract_overhead_ratio"] is None  # the other steps did not run
