@@ -67,11 +67,23 @@ class Server:
         return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
 
 
+def _python() -> list[str]:
+    """The interpreter for ``serve``: under coverage when the tests measure it (pytest --cov), so the
+    server's code counts; its data file lands beside the test run's, which combines it."""
+    try:
+        import coverage
+    except ImportError:
+        return [sys.executable]
+    if coverage.Coverage.current() is None:
+        return [sys.executable]
+    return [sys.executable, "-m", "coverage", "run", "--parallel-mode", f"--rcfile={REPO_ROOT / 'pyproject.toml'}"]
+
+
 def start_server(env: dict[str, str], log: Path, *extra: str, wait: bool = True) -> Server:
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "extraction_pipeline", "serve", "--port", str(port), *extra],
+            [*_python(), "-m", "extraction_pipeline", "serve", "--port", str(port), *extra],
             cwd=REPO_ROOT,
             env=env,
             stdout=out,
