@@ -104,6 +104,11 @@ def build_housekeeping_sensor(settings: Settings) -> dg.SensorDefinition:
                 done.append(f"{len(sweep.deleted)} blob(s)")
             for line in sweep.leftovers[:20]:
                 context.log.warning(line)
+            stale = store.remove_stale_uploads(
+                older_than=time.time() - housekeeping.STALE_UPLOAD_S, limit=housekeeping.MAX_DELETIONS
+            )
+            if stale:
+                context.log.info(f"removed {stale} unfinished upload(s) left by killed uploads")
 
         summary = "removed " + ", ".join(done) + " of deleted files" if done else "nothing to clean"
         if done:

@@ -23,6 +23,8 @@ from extraction_pipeline.extraction.errors import StorageUnavailable, TooLarge
 _CHUNK = 1024 * 1024
 # What put() names a blob (uuid4().hex); anything else in the store's folders is not a blob.
 _KEY = re.compile(r"[0-9a-f]{32}")
+# Name prefix of the temporary file of an upload in flight (in ``<root>/.tmp``).
+_UPLOAD_PREFIX = "upload-"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class ListableBlobStore(BlobStore, Protocol):
 
     def owns(self, uri: str) -> bool: ...
 
+    def remove_stale_uploads(self, *, older_than: float, limit: int) -> int: ...
+
 
 class FileBlobStore:
     """Blobs as files under one root folder, written atomically (temp file, fsync, rename)."""
@@ -84,7 +88,7 @@ class FileBlobStore:
         target = self.root / key[:2] / key
         digest = hashlib.sha256()
         size = 0
-        handle, temp_name = tempfile.mkstemp(dir=self.root / ".tmp", prefix="upload-")
+        handle, temp_name = tempfile.mkstemp(dir=self.root / ".tmp", prefix=_UPLOAD_PREFIX)
         try:
             with os.fdopen(handle, "wb") as out:
                 while chunk := source.read(_CHUNK):
@@ -179,6 +183,29 @@ class FileBlobStore:
                 listed += 1
                 if limit is not None and listed >= limit:
                     return
+
+    def remove_stale_uploads(self, *, older_than: float, limit: int) -> int:
+        """Delete at most ``limit`` unfinished uploads (``.tmp/upload-*``) last written before the
+        time ``older_than``: what a killed upload left (a live one writes its file as bytes arrive,
+        and ``put`` removes it on any error it sees). Returns how many went."""
+        try:
+            entries = list(os.scandir(self.root / ".tmp"))
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for entry in entries:
+            if removed >= limit:
+                break
+            if not entry.name.startswith(_UPLOAD_PREFIX):
+                continue
+            try:
+                stat = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.st_mtime < older_than and entry.is_file(follow_symlinks=False):
+                _remove_quietly(Path(entry.path))
+                removed += 1
+        return removed
 
     def check(self) -> None:
         """Raise ``StorageUnavailable`` unless a blob could be written now (the API's ``/healthz``)."""

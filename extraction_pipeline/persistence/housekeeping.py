@@ -31,6 +31,8 @@ SCAN_LIMIT = 50_000
 # its row (``service/uploads.py``, the API's streamed upload), so a blob whose row is still being
 # committed must never look like an orphan.
 BLOB_GRACE_S = 600.0
+# An unfinished upload's temporary file not written to for this long belongs to a killed upload.
+STALE_UPLOAD_S = 24 * 3600.0
 # Values per IN (...) list: below SQLite's 32766 bound parameters and PostgreSQL's 65535. Each list of
 # storage URIs costs one scan of cloud_files (the column has no index), so the lists are long.
 _CHUNK = 10_000

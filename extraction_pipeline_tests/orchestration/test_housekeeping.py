@@ -207,6 +207,21 @@ def test_the_file_store_lists_finished_blobs_in_key_order(tmp_path: Path) -> Non
     assert [e.uri for e in store.list_blobs(limit=3)] == [e.uri for e in listed[:3]]
 
 
+def test_a_killed_uploads_temporary_file_goes_after_a_day_a_live_one_stays(tmp_path: Path) -> None:
+    """A server killed mid-upload leaves ``.tmp/upload-*`` (up to the upload limit, 512 MiB each)."""
+    store = FileBlobStore(tmp_path / "blobs")
+    kept = store.put(io.BytesIO(b"a finished blob")).uri
+    folder = store.root / ".tmp"
+    killed, live = folder / "upload-killed", folder / "upload-live"
+    killed.write_bytes(b"x" * 1000)
+    live.write_bytes(b"still arriving")
+    day_ago = time.time() - housekeeping.STALE_UPLOAD_S - 60
+    os.utime(killed, (day_ago, day_ago))
+    assert store.remove_stale_uploads(older_than=time.time() - housekeeping.STALE_UPLOAD_S, limit=10) == 1
+    assert not killed.exists() and live.exists()
+    assert [entry.uri for entry in store.list_blobs()] == [kept]  # finished blobs are not touched
+
+
 # -- the sensor on a real instance --------------------------------------------------------------------
 
 
