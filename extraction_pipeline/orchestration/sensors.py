@@ -17,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from extraction_pipeline.orchestration import shortcuts
 from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME
 from extraction_pipeline.orchestration.dagster_internals import (
     PARTITION_TAG,
@@ -40,7 +41,8 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Registers newly uploaded files as partitions and requests one extraction run per file.",
+        description="Registers newly uploaded files as partitions and requests one extraction run per file; "
+        "files of no supported format and copies of extracted files are settled without a run.",
     )
     def cloud_files_sensor(
         context: dg.SensorEvaluationContext, extraction: ExtractionResource
@@ -62,12 +64,28 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
             stale = repository.stale_queued(cutoff, limit=current.sensor_batch_size)
             if stale:
                 repository.touch_queued([item.id for item in stale])
-        requested = queued + stale
+        # Photos, spreadsheets and copies of extracted files need no run: settled here from their
+        # first bytes (a run per file would hold a run slot for 1-2 s each).
+        settled = (
+            shortcuts.settle_before_run(
+                repository,
+                extraction.blob_store,
+                [item.id for item in queued],
+                max_attempts=current.max_retries + 1,
+                deduplicate=current.deduplicate,
+            )
+            if queued
+            else set()
+        )
+        if settled:
+            context.log.info(f"settled {len(settled)} new file(s) without a run (skipped or copied)")
+        new = [item for item in queued if item.id not in settled]
+        requested = new + stale
         new_cursor = json.dumps(cursor)
         if not requested:
-            return dg.SensorResult(skip_reason="no new files", cursor=new_cursor)
+            return dg.SensorResult(skip_reason="no new files to extract", cursor=new_cursor)
         context.log.info(
-            f"requesting {len(queued)} new file(s)" + (f" and {len(stale)} stale queued" if stale else "")
+            f"requesting {len(new)} new file(s)" + (f" and {len(stale)} stale queued" if stale else "")
         )
         return dg.SensorResult(
             run_requests=[

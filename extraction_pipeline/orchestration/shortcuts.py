@@ -11,6 +11,8 @@
   ``result``. A file queued by ``retry --force`` (``forced``) is always extracted. Files with the
   same bytes in the same run are all extracted (none has succeeded yet when the run looks).
 
+The upload sensor settles new uploads this way before it requests runs (``settle_before_run``: no
+run at all for a photo or a copy); in a run (backfills, retries, a blob the sensor could not read)
 ``settle`` decides and records both during ``detect_format``, before the extract step starts a
 worker; ``not_extracted`` tells ``materialize`` which files of the run ended that way, for the UI.
 """
@@ -26,6 +28,7 @@ from extraction_pipeline.extraction import format_table
 from extraction_pipeline.persistence.state import JobStatus
 
 if TYPE_CHECKING:
+    from extraction_pipeline.persistence.blobs import BlobStore
     from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
     from extraction_pipeline.persistence.repository import CloudFileRepository
 
@@ -61,7 +64,7 @@ def settle(
     rows: Mapping[int, CloudFile],
     detected: Mapping[int, str],
     *,
-    run_id: str,
+    run_id: str | None,
     attempt: int,
     max_attempts: int,
     versions: Mapping[str, str] | None = None,
@@ -90,6 +93,38 @@ def settle(
         file_id: fmt for file_id, fmt in detected.items() if fmt != UNKNOWN_FORMAT and file_id not in copied
     }
     return settled
+
+
+def settle_before_run(
+    repository: CloudFileRepository,
+    store: BlobStore,
+    file_ids: Sequence[int],
+    *,
+    max_attempts: int,
+    deduplicate: bool = True,
+) -> set[int]:
+    """For the upload sensor: the files of ``file_ids`` whose fate needs no run, settled now.
+
+    Each blob's first bytes are read by detection (standard library only); files of no supported
+    format are skipped and copies of a succeeded file get its metadata (as ``settle`` does in a run,
+    but without a Dagster run per photo: a run costs about a second and a half of a run slot).
+    A blob that cannot be read now is left to its run, which retries a storage failure."""
+    from extraction_pipeline.extraction.detect import detect_format
+
+    rows = {row.id: row for row in repository.list_files(ids=list(file_ids))}
+    detected: dict[int, str] = {}
+    for file_id, row in rows.items():
+        try:
+            with store.local_path(row.storage_uri) as path:
+                detected[file_id] = str(detect_format(path, row.filename).format)
+        except Exception:  # noqa: BLE001 - unreadable now: the run reads it (and records why)
+            continue
+    if not detected:
+        return set()
+    settled = settle(
+        repository, rows, detected, run_id=None, attempt=1, max_attempts=max_attempts, deduplicate=deduplicate
+    )
+    return {*settled.skipped, *settled.deduplicated, *settled.cancelled}
 
 
 def _may_be_deduplicated(row: CloudFile) -> bool:

@@ -199,7 +199,7 @@ class Attempts(Store):
         self,
         errors: dict[int, dict[str, Any]],
         *,
-        run_id: str,
+        run_id: str | None,
         attempt: int,
         max_attempts: int,
         format: str = "unknown",
@@ -275,7 +275,7 @@ class Attempts(Store):
         return found
 
     def deduplicate_files(
-        self, sources: dict[int, int], *, run_id: str, attempt: int, max_attempts: int
+        self, sources: dict[int, int], *, run_id: str | None, attempt: int, max_attempts: int
     ) -> dict[int, int]:
         """Copy the metadata of ``{file: source}``, in ONE transaction: the metadata row, a
         ``succeeded`` attempt whose ``result`` is the source's plus ``deduplicated_from``, and the
@@ -374,7 +374,7 @@ def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
 
 
 def _instant_job(
-    file_id: int, status: JobStatus, *, run_id: str, attempt: int, max_attempts: int, at: Any, **fields: Any
+    file_id: int, status: JobStatus, *, run_id: str | None, attempt: int, max_attempts: int, at: Any, **fields: Any
 ) -> ExtractionJob:
     """An attempt that ended as it began (a skipped file, copied metadata): no worker was involved."""
     return ExtractionJob(

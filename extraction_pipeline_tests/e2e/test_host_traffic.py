@@ -79,6 +79,7 @@ def test_other_files_are_skipped_duplicates_copied_and_a_bin_drawing_extracted(
             assert state["status"] == "skipped" and state["error"] == UNSUPPORTED, (name, state)
             jobs = [(j.attempt, j.status) for j in repository.jobs_for(ids[name])]
             assert jobs == [(1, "skipped")], (name, jobs)  # one look, no retry
+            assert repository.jobs_for(ids[name])[0].dagster_run_id is None  # settled by the sensor: no run
         source = ids["testPDF.pdf"]
         assert states[source]["status"] == "succeeded", states[source]
         drawing = states[ids["plan.bin"]]
@@ -93,6 +94,7 @@ def test_other_files_are_skipped_duplicates_copied_and_a_bin_drawing_extracted(
         assert copied["status"] == "succeeded" and copied["deduplicated_from"] == source, copied
         [job] = repository.jobs_for(copy)
         assert job.status == "succeeded" and job.result["deduplicated_from"] == source
+        assert job.dagster_run_id is None  # copied by the sensor, without a run
         original, duplicate = repository.metadata_for(source), repository.metadata_for(copy)
         assert duplicate.metadata_ == original.metadata_ and duplicate.metadata_["page_count"] == 1
 
@@ -112,6 +114,9 @@ def test_other_files_are_skipped_duplicates_copied_and_a_bin_drawing_extracted(
             instance.dispose()
         assert failed == []
         assert runs and {run.status for run in runs} == {dg.DagsterRunStatus.SUCCESS}
+        # Runs only for the files that were extracted: none for the photo, the notes or the copy.
+        extracted = {str(ids["testPDF.pdf"]), str(ids["plan.bin"])}
+        assert {run.tags.get("dagster/partition") for run in runs} == extracted
         assert dagster_daemon.poll() is None
     finally:
         repository.dispose()

@@ -142,3 +142,18 @@ def test_a_large_backlog_is_worked_in_bounded_batches_through_the_index(
         else:
             plan = "\n".join(str(r[-1]) for r in conn.execute(sa.text("EXPLAIN QUERY PLAN " + compiled)))
     assert "ix_cloud_files_pending" in plan, plan
+
+
+def test_a_file_of_no_supported_format_is_skipped_by_the_sensor_without_a_run(
+    any_app: App, instance: dg.DagsterInstance
+) -> None:
+    photo = any_app.upload("photo.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4)
+    drawing = any_app.upload("plan.pdf", b"%PDF-1.4 x")
+    result = tick(any_app, instance)
+    assert requested(result) == [(str(drawing), f"cloud-file-{drawing}-0")]  # one run: the PDF's
+    assert result.dynamic_partitions_requests[0].partition_keys == [str(drawing)]
+    status = any_app.status(photo)
+    assert status["status"] == "skipped" and status["error"]["code"] == "unsupported_format"
+    [job] = any_app.repository.jobs_for(photo)
+    assert (job.status, job.attempt, job.dagster_run_id) == ("skipped", 1, None)
+    assert requested(tick(any_app, instance, cursor=result.cursor)) == []  # one look, never again

@@ -51,6 +51,9 @@ def test_8_uploaders_x_250_files_with_late_commits_are_each_extracted_exactly_on
     pg_app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("EXTRACTION_SENSOR_BATCH_SIZE", "500")
+    # Four distinct PDFs among 2,000 uploads: with deduplication the sensor would copy most of them
+    # without a run; this test is about every upload being requested exactly once.
+    monkeypatch.setenv("EXTRACTION_DEDUPLICATE", "0")
     started = time.monotonic()
     samples = {pages: make_pdf(pages=pages, text="upload") for pages in (1, 2, 3, 4)}
     store = blob_store_from_url(pg_app.storage_url)
@@ -83,7 +86,7 @@ def test_8_uploaders_x_250_files_with_late_commits_are_each_extracted_exactly_on
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 
-    settings = pg_app.settings(sensor_batch_size=500, max_retries=0, retry_delay_s=0.0)
+    settings = pg_app.settings(sensor_batch_size=500, max_retries=0, retry_delay_s=0.0, deduplicate=False)
     resource = pg_app.resource(isolated=False, max_retries=0, retry_delay_s=0.0)
     sensor = build_definitions(settings, resource).get_sensor_def(SENSOR_NAME)
     batches: queue.Queue[list[dg.RunRequest] | None] = queue.Queue()
