@@ -8,6 +8,7 @@ extractor version gets that file's metadata copied (``duplicate_sources``, ``ded
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -209,7 +210,7 @@ class Attempts(Store):
         the ids skipped."""
         if not errors:
             return []
-        now = utcnow()
+        instant = _InstantAttempts(run_id, attempt, max_attempts, utcnow())
         done: list[int] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
             query = select(CloudFile).where(CloudFile.id.in_(list(errors))).order_by(CloudFile.id)
@@ -217,19 +218,14 @@ class Attempts(Store):
                 if status_of(row) == FileStatus.CANCELLED:
                     continue
                 error = errors[row.id]
-                job = _instant_job(
+                job = instant.add(
+                    session,
                     row.id,
                     JobStatus.SKIPPED,
-                    run_id=run_id,
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    at=now,
                     error_kind=error["kind"],
                     error_code=error["code"],
                     error_message=error["message"],
                 )
-                session.add(job)
-                session.flush()
                 apply_status(
                     row,
                     FileStatus.SKIPPED,
@@ -284,6 +280,7 @@ class Attempts(Store):
         if not sources:
             return {}
         now = utcnow()
+        instant = _InstantAttempts(run_id, attempt, max_attempts, now)
         done: dict[int, int] = {}
         source_ids = sorted(set(sources.values()))
         with translate_db_errors(self.url), self.sessions.begin() as session:
@@ -322,17 +319,7 @@ class Attempts(Store):
                     continue
                 result = dict(results.get(source_id) or {"format": meta.format, "variant": meta.variant})
                 result["deduplicated_from"] = source_id
-                job = _instant_job(
-                    row.id,
-                    JobStatus.SUCCEEDED,
-                    run_id=run_id,
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    at=now,
-                    result=result,
-                )
-                session.add(job)
-                session.flush()
+                job = instant.add(session, row.id, JobStatus.SUCCEEDED, result=result)
                 values.append(
                     {
                         "cloud_file_id": row.id,
@@ -373,17 +360,27 @@ def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
     session.execute(statement)
 
 
-def _instant_job(
-    file_id: int, status: JobStatus, *, run_id: str | None, attempt: int, max_attempts: int, at: Any, **fields: Any
-) -> ExtractionJob:
-    """An attempt that ended as it began (a skipped file, copied metadata): no worker was involved."""
-    return ExtractionJob(
-        cloud_file_id=file_id,
-        status=status.value,
-        attempt=attempt,
-        max_attempts=max_attempts,
-        dagster_run_id=run_id,
-        started_at=at,
-        finished_at=at,
-        **fields,
-    )
+
+@dataclass(frozen=True)
+class _InstantAttempts:
+    """Attempts that end as they begin (a skipped file, copied metadata): no worker was involved."""
+
+    run_id: str | None
+    attempt: int
+    max_attempts: int
+    at: datetime
+
+    def add(self, session: Session, file_id: int, status: JobStatus, **fields: Any) -> ExtractionJob:
+        job = ExtractionJob(
+            cloud_file_id=file_id,
+            status=status.value,
+            attempt=self.attempt,
+            max_attempts=self.max_attempts,
+            dagster_run_id=self.run_id,
+            started_at=self.at,
+            finished_at=self.at,
+            **fields,
+        )
+        session.add(job)
+        session.flush()  # its id, for the file's status
+        return job
