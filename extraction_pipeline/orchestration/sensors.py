@@ -52,9 +52,7 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         current = extraction.settings
         repository = extraction.repository
         cursor = json.loads(context.cursor) if context.cursor else {}
-        queued = repository.queue_files(
-            repository.pending_ids(current.sensor_batch_size), run_key=run_key_for
-        )
+        new, settled = _queue_new_files(repository, extraction.blob_store, current)
         # Files queued by a tick that died before its runs were created: ask again, same run key.
         now = time.time()
         stale = []
@@ -64,22 +62,8 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
             stale = repository.stale_queued(cutoff, limit=current.sensor_batch_size)
             if stale:
                 repository.touch_queued([item.id for item in stale])
-        # Photos, spreadsheets and copies of extracted files need no run: settled here from their
-        # first bytes (a run per file would hold a run slot for 1-2 s each).
-        settled = (
-            shortcuts.settle_before_run(
-                repository,
-                extraction.blob_store,
-                [item.id for item in queued],
-                max_attempts=current.max_retries + 1,
-                deduplicate=current.deduplicate,
-            )
-            if queued
-            else set()
-        )
         if settled:
-            context.log.info(f"settled {len(settled)} new file(s) without a run (skipped or copied)")
-        new = [item for item in queued if item.id not in settled]
+            context.log.info(f"settled {settled} new file(s) without a run (skipped or copied)")
         requested = new + stale
         new_cursor = json.dumps(cursor)
         if not requested:
@@ -103,6 +87,39 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         )
 
     return cloud_files_sensor
+
+
+# How many times a tick may take another batch of pending files when the last one was mostly
+# photos or copies (settled without a run): up to this many batches of files read per tick.
+SETTLE_ROUNDS = 10
+
+
+def _queue_new_files(repository: Any, store: Any, current: Settings) -> tuple[list[Any], int]:
+    """Queue up to ``sensor_batch_size`` new files that need a run; returns them and how many others
+    were settled on the way. Photos, spreadsheets and copies of extracted files need no run: they are
+    settled here from their first bytes (a run per file would hold a run slot for 1-2 s each), and
+    their places in the batch go to the next pending files."""
+    new: list[Any] = []
+    settled_count = 0
+    for _ in range(SETTLE_ROUNDS):
+        want = current.sensor_batch_size - len(new)
+        if want <= 0:
+            break
+        queued = repository.queue_files(repository.pending_ids(want), run_key=run_key_for)
+        if not queued:
+            break
+        settled = shortcuts.settle_before_run(
+            repository,
+            store,
+            [item.id for item in queued],
+            max_attempts=current.max_retries + 1,
+            deduplicate=current.deduplicate,
+        )
+        settled_count += len(settled)
+        new.extend(item for item in queued if item.id not in settled)
+        if not settled or len(queued) < want:  # a batch of runs, or no more pending files
+            break
+    return new, settled_count
 
 
 def _is_extraction_run(run: dg.DagsterRun) -> bool:

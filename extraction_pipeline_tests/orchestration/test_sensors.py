@@ -157,3 +157,15 @@ def test_a_file_of_no_supported_format_is_skipped_by_the_sensor_without_a_run(
     [job] = any_app.repository.jobs_for(photo)
     assert (job.status, job.attempt, job.dagster_run_id) == ("skipped", 1, None)
     assert requested(tick(any_app, instance, cursor=result.cursor)) == []  # one look, never again
+
+
+def test_photos_give_their_places_in_the_batch_to_the_next_pending_files(
+    any_app: App, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a batch of 2, one tick settles five photos and still requests both drawings after them."""
+    monkeypatch.setenv("EXTRACTION_SENSOR_BATCH_SIZE", "2")  # read by the resource, as in a deployment
+    photos = [any_app.upload(f"p{n}.png", b"\x89PNG\r\n\x1a\n" + bytes([n]) * 64) for n in range(5)]
+    drawings = [any_app.upload(f"d{n}.pdf", b"%PDF-1.4 x") for n in range(2)]
+    result = tick(any_app, instance)
+    assert [key for key, _ in requested(result)] == [str(i) for i in drawings]
+    assert all(any_app.status(i)["status"] == "skipped" for i in photos)
