@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
+from extraction_pipeline.persistence.files import locked_files
 from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
 from extraction_pipeline.persistence.state import (
     OPEN_JOB_STATUSES,
@@ -158,8 +159,7 @@ class Attempts(Store):
         done: set[int] = set()
         by_file = {item[0]: item for item in items}
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile).where(CloudFile.id.in_(list(by_file))).order_by(CloudFile.id)
-            rows = list(session.scalars(query.with_for_update()))
+            rows = locked_files(session, by_file)
             jobs = {
                 job.id: job
                 for job in session.scalars(
@@ -213,8 +213,7 @@ class Attempts(Store):
         instant = _InstantAttempts(run_id, attempt, max_attempts, utcnow())
         done: list[int] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile).where(CloudFile.id.in_(list(errors))).order_by(CloudFile.id)
-            for row in list(session.scalars(query.with_for_update())):
+            for row in locked_files(session, errors):
                 if status_of(row) == FileStatus.CANCELLED:
                     continue
                 error = errors[row.id]
@@ -284,8 +283,7 @@ class Attempts(Store):
         done: dict[int, int] = {}
         source_ids = sorted(set(sources.values()))
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile).where(CloudFile.id.in_(list(sources))).order_by(CloudFile.id)
-            rows = list(session.scalars(query.with_for_update()))
+            rows = locked_files(session, sources)
             stored = {
                 meta.cloud_file_id: meta
                 for meta in session.scalars(

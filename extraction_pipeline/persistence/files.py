@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, literal_column, or_, select, update
+from sqlalchemy.orm import Session
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
 from extraction_pipeline.persistence.models import RUN_ID_SQL, CloudFile, CloudFileMetadata, ExtractionJob
@@ -20,6 +21,13 @@ from extraction_pipeline.persistence.state import (
     status_of,
     utcnow,
 )
+
+
+def locked_files(session: Session, ids: Iterable[int]) -> list[CloudFile]:
+    """The rows of ``ids`` that exist, locked for this transaction, in id order (every writer locks
+    in the same order, so two batches never wait for each other in a cycle)."""
+    query = select(CloudFile).where(CloudFile.id.in_(list(ids))).order_by(CloudFile.id)
+    return list(session.scalars(query.with_for_update()))
 
 
 @dataclass(frozen=True)
@@ -163,8 +171,7 @@ class FileQueries(Store):
             return []
         changed: list[int] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            query = select(CloudFile).where(CloudFile.id.in_(list(formats))).order_by(CloudFile.id)
-            for row in session.scalars(query.with_for_update()):
+            for row in locked_files(session, formats):
                 if status_of(row) == FileStatus.CANCELLED:
                     continue
                 apply_status(row, FileStatus.RUNNING, run_id=run_id, format=formats[row.id], error=None)
