@@ -10,6 +10,7 @@ import hashlib
 import json
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -78,11 +79,12 @@ def test_upload_status_and_list_are_the_cli_documents(server: Server) -> None:
 
 
 def test_file_names_are_stored_as_given_and_never_used_as_paths(server: Server) -> None:
-    name = "../../../../tmp/évil name <b>; x=1.pdf"
+    name = "../../escaped-upload/évil name <b>; x=1.pdf"
     created = upload(server, name, make_pdf())
     assert server.client.get(f"/v1/files/{created['id']}").json()["filename"] == name
     blob_root = server.env["EXTRACTION_STORAGE_URL"].removeprefix("file://")
     assert all(str(path).startswith(blob_root) for path in server.blob_files())
+    assert not (Path(blob_root) / "../../escaped-upload").resolve().exists()  # nothing written there
 
 
 def test_pages_follow_the_cursor_until_it_is_null(server: Server) -> None:
