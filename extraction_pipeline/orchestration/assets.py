@@ -186,6 +186,9 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         """Sniff each file's format from its bytes; the file becomes ``running``."""
         from extraction_pipeline.extraction.detect import detect_format as detect
 
+        # The worker boots while this step reads the files and Dagster moves on to ``extract``.
+        extraction.prestart_worker()
+
         def detect_row(row: Any) -> str:
             with extraction.local_path(row.storage_uri) as path:
                 return str(detect(path, row.filename).format)

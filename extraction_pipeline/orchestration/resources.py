@@ -114,6 +114,12 @@ class ExtractionResource(dg.ConfigurableResource):
             return extract_file(path, filename, max_bytes=self.settings.max_file_bytes)
         return self._worker_pool().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
 
+    def prestart_worker(self) -> None:
+        """Boot an isolated worker in the background now: the run's first ``extract`` finds it warm
+        instead of waiting for its process start and imports (0.2-0.4 s of a small file's run)."""
+        if self.isolated:
+            self._worker_pool().prestart()
+
     def _worker_pool(self) -> WorkerPool:
         if self._pool_lock is None:
             self._pool_lock = threading.Lock()
