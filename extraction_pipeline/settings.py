@@ -111,6 +111,9 @@ _VARIABLES: dict[str, _Variable] = {
     "api_token": _Variable("EXTRACTION_API_TOKEN", str, None),
     "housekeeping_interval_s": _Variable("EXTRACTION_HOUSEKEEPING_INTERVAL_S", int, 30, low=1),
     "deduplicate": _Variable("EXTRACTION_DEDUPLICATE", bool, True),
+    "sensor_poll_s": _Variable("EXTRACTION_SENSOR_POLL_S", float, 1.0, low=0.5, high=5.0),
+    "burst_threshold": _Variable("EXTRACTION_BURST_THRESHOLD", int, 20, low=1),
+    "burst_batch_size": _Variable("EXTRACTION_BURST_BATCH_SIZE", int, 500, low=1),
 }
 
 
@@ -155,9 +158,10 @@ class Settings:
     extraction_timeout_s: float
     extraction_memory_bytes: int
     extraction_workers: int
-    # Orchestration. The sensor daemon wakes every 5 s (fixed in Dagster); a minimum interval of
-    # 5 s too made it skip every other wake-up (ticks 5 or 10 s apart, measured by bench/run.py),
-    # so the default is 1 s: a tick on every wake-up.
+    # Orchestration. The sensor daemon wakes every 5 s (fixed in Dagster; `extraction-pipeline
+    # daemon`: every `sensor_poll_s`); a minimum interval of 5 s too made it skip every other
+    # wake-up (ticks 5 or 10 s apart, measured by bench/run.py), so the default is 1 s: a tick on
+    # every wake-up.
     sensor_interval_s: int
     sensor_batch_size: int
     retry_delay_s: float
@@ -181,6 +185,14 @@ class Settings:
     # A file with the bytes of one that succeeded with the same extractor version gets that file's
     # metadata copied instead of an extraction (off: every file is extracted, as the benchmark wants).
     deduplicate: bool = True
+    # How often `extraction-pipeline daemon`'s sensor daemon wakes (Dagster's own: every 5 s, which
+    # was 0-5 s of each upload's latency: `bench/run.py`).
+    sensor_poll_s: float = 1.0
+    # A tick that finds at least this many new files to extract hands them to a backfill of
+    # multi-file runs (BackfillPolicy, `backfill_batch_size` per run) instead of one run per file, and
+    # takes up to `burst_batch_size` of them at once. Measured with `bench/run.py` (step burst).
+    burst_threshold: int = 20
+    burst_batch_size: int = 500
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -192,7 +204,9 @@ class Settings:
         home = Path(read["home"]).expanduser().resolve()  # relative: to the working directory
         return cls(
             home=home,
-            database_url=normalize_database_url(read["database_url"] or f"sqlite:///{home / 'extraction.db'}"),
+            database_url=normalize_database_url(
+                read["database_url"] or f"sqlite:///{home / 'extraction.db'}"
+            ),
             storage_url=read["storage_url"] or (home / "blobs").as_uri(),
             max_file_bytes=read["max_file_mb"] * MIB,
             extraction_timeout_s=read["timeout_s"],
@@ -210,6 +224,9 @@ class Settings:
             api_token=read["api_token"],
             housekeeping_interval_s=read["housekeeping_interval_s"],
             deduplicate=read["deduplicate"],
+            sensor_poll_s=read["sensor_poll_s"],
+            burst_threshold=read["burst_threshold"],
+            burst_batch_size=read["burst_batch_size"],
         )
 
     @property

@@ -18,7 +18,12 @@ from extraction_pipeline.persistence.database import translate_db_errors
 from extraction_pipeline.persistence.errors import DatabaseUnavailable
 from extraction_pipeline.service.errors import NoDagsterInstance
 from extraction_pipeline.service.instance import open_instance
-from extraction_pipeline.service.operations import BackfillSelection, launch_backfill, queue_backfill
+from extraction_pipeline.service.operations import (
+    BackfillSelection,
+    launch_backfill,
+    new_backfill_id,
+    queue_backfill,
+)
 
 log = logging.getLogger("extraction_pipeline.api")
 service_router = APIRouter()
@@ -54,15 +59,17 @@ def create_backfill(body: BackfillRequest, ctx: Context) -> dict[str, Any]:
     instance = open_instance(ctx.settings, required=True)
     assert instance is not None  # required: NoDagsterInstance otherwise
     try:
-        keys, matched = queue_backfill(ctx.repository, selection)
+        backfill_id = new_backfill_id()
+        keys, matched = queue_backfill(ctx.repository, selection, backfill_id)
         if not keys:
             return {"backfill_id": None, "files": 0, "skipped": matched}
         try:
-            backfill_id = launch_backfill(
+            launch_backfill(
                 instance,
                 keys,
                 title=f"extraction backfill of {len(keys)} file(s)",
                 launched_by="the HTTP API",
+                backfill_id=backfill_id,
             )
         except Exception as exc:
             log.error("the backfill could not be created", exc_info=exc)

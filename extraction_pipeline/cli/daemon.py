@@ -22,7 +22,8 @@ def daemon(dagster_daemon_args: tuple[str, ...]) -> None:
 
     It is dagster-daemon run (every argument goes to it, e.g. -w workspace.yaml; --help lists
     them) whose backfill daemon looks for new backfills every EXTRACTION_BACKFILL_POLL_S seconds
-    (default 2) instead of Dagster's fixed 30. Run exactly one per Dagster instance: DAGSTER_HOME,
+    (default 2) instead of Dagster's fixed 30, and whose sensor daemon wakes every
+    EXTRACTION_SENSOR_POLL_S seconds (default 1) instead of Dagster's fixed 5. Run exactly one per Dagster instance: DAGSTER_HOME,
     else the quick start's $EXTRACTION_HOME/dagster.
     """
     from extraction_pipeline.orchestration.daemon import check_dagster_daemon_args, run_dagster_daemon
@@ -44,7 +45,7 @@ def daemon(dagster_daemon_args: tuple[str, ...]) -> None:
 
         refuse_unless_healthy(settings, "the daemon")  # a broken format library: refuse, exit 1
     try:
-        code = run_dagster_daemon(dagster_daemon_args, settings.backfill_poll_s)
+        code = run_dagster_daemon(dagster_daemon_args, settings.backfill_poll_s, settings.sensor_poll_s)
     except click.ClickException as exc:  # a bad option or workspace file: one line, exit 2
         fail(exc.format_message())
     sys.exit(code)

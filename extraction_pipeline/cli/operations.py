@@ -25,6 +25,7 @@ from extraction_pipeline.service.operations import (
     BackfillSelection,
     cancel_files,
     launch_backfill,
+    new_backfill_id,
     queue_backfill,
     retry_files,
 )
@@ -218,7 +219,8 @@ def backfill(
     instance = open_dagster_instance(settings)
     repository = open_repository(settings)
     with operation_errors():
-        keys, matched = queue_backfill(repository, selection)
+        backfill_id = new_backfill_id()
+        keys, matched = queue_backfill(repository, selection, backfill_id)
     repository.dispose()
     if not keys:
         instance.dispose()
@@ -228,9 +230,15 @@ def backfill(
             click.echo("no files to backfill", err=True)
         return
     try:
-        backfill_id = launch_backfill(instance, keys, title=f"extraction backfill of {len(keys)} file(s)")
+        launch_backfill(
+            instance, keys, title=f"extraction backfill of {len(keys)} file(s)", backfill_id=backfill_id
+        )
     except Exception as exc:
-        fail(f"the backfill could not be created: {type(exc).__name__}: {exc}", EXIT_FAILED)
+        fail(
+            f"the backfill could not be created: {type(exc).__name__}: {exc}; its {plural(len(keys), 'file')} "
+            "stay queued and the upload sensor requests a run for each after EXTRACTION_REQUEUE_GRACE_S",
+            EXIT_FAILED,
+        )
     finally:
         instance.dispose()
     if as_json:

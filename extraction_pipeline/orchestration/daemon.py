@@ -1,17 +1,21 @@
-"""The pipeline's daemon: Dagster's ``dagster-daemon run``, with backfills picked up within seconds.
+"""The pipeline's daemon: Dagster's ``dagster-daemon run``, with backfills picked up within seconds
+and sensors ticking every second.
 
-Dagster's backfill daemon looks for new backfills every 30 s, a constant of Dagster's (1.13), not a
-setting. A 300-file backfill that the runs finish in 16 s then waited 28.7 s for its first run
-(``bench/run.py --quick``). ``extraction-pipeline daemon`` runs the very same daemon process with one
-difference: the backfill daemon pauses ``EXTRACTION_BACKFILL_POLL_S`` between two iterations
-(longer after long work, see :class:`PacedWaits`). Dagster's loop pauses by waiting on the daemon's
-shutdown event; it gets an event whose waits are shorter. Everything else (what an iteration does,
-how it submits runs, cancels, retries and heartbeats) stays Dagster's, and a backfill launched from
-the UI profits alike.
+Dagster's backfill daemon looks for new backfills every 30 s, and its sensor daemon wakes every 5 s:
+constants of Dagster's (1.13), not settings. A 300-file backfill that the runs finish in 16 s then
+waited 28.7 s for its first run (``bench/run.py --quick``), and an upload waited 0-5 s (2.5 s on
+average) for the sensor tick that requests its run, nearly half of its latency.
+``extraction-pipeline daemon`` runs the very same daemon process with one difference: the backfill
+daemon pauses ``EXTRACTION_BACKFILL_POLL_S`` between two iterations and the sensor daemon
+``EXTRACTION_SENSOR_POLL_S`` (both longer after long work, see :class:`PacedWaits`). Dagster's loops
+pause by waiting on the daemon's shutdown event; they get an event whose waits are shorter.
+Everything else (what an iteration does, how it submits runs, cancels, retries and heartbeats)
+stays Dagster's, and a backfill launched from the UI profits alike. Each sensor still ticks at most
+once per its ``minimum_interval_seconds`` (the upload sensor: ``EXTRACTION_SENSOR_INTERVAL_S``).
 
-Only the backfill loop changes: the sensor, run queue, monitoring and run-retry daemons keep their
-own intervals (``dagster.yaml``). The Dagster internals this needs (where the loop lives, the
-``dagster-daemon run`` command) are reached through ``dagster_internals.py``, like every other.
+The run queue, monitoring and run-retry daemons keep their own intervals (``dagster.yaml``). The
+Dagster internals this needs (where the loops live, the ``dagster-daemon run`` command) are reached
+through ``dagster_internals.py``, like every other.
 """
 
 from __future__ import annotations
@@ -106,31 +110,48 @@ class TimedExecutor:
         return getattr(self._executor, name)
 
 
-def install_backfill_poll(poll_s: float) -> bool:
-    """Make this process's backfill daemon pause ``poll_s`` seconds between iterations (see above).
+def install_loop_pace(name: str, poll_s: float) -> bool:
+    """Make this process's daemon loop ``name`` (``dagster_internals.DAEMON_LOOP_NAMES``) pause
+    ``poll_s`` seconds between iterations (see :class:`PacedWaits`).
 
     Returns False, changing nothing, when this Dagster has no such loop to wrap (another version):
     the daemon then runs with Dagster's own pause.
     """
-    loop = dagster_internals.backfill_loop()
+    loop = dagster_internals.daemon_loop(name)
     if loop is None:
         return False
     original = getattr(loop, "dagster_loop", loop)
 
-    def backfill_loop(context: Any, logger: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> Any:
+    def paced_loop(context: Any, logger: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> Any:
         paced = PacedWaits(shutdown_event, poll_s)
         if kwargs.get("threadpool_executor") is not None:
             kwargs["threadpool_executor"] = paced.timed(kwargs["threadpool_executor"])
         return original(context, logger, paced, *args, **kwargs)
 
-    backfill_loop.dagster_loop = original  # type: ignore[attr-defined]  # installing twice wraps once
-    backfill_loop.poll_s = poll_s  # type: ignore[attr-defined]
-    return dagster_internals.replace_backfill_loop(backfill_loop)
+    paced_loop.dagster_loop = original  # type: ignore[attr-defined]  # installing twice wraps once
+    paced_loop.poll_s = poll_s  # type: ignore[attr-defined]
+    return dagster_internals.replace_daemon_loop(name, paced_loop)
+
+
+def installed_pace_s(name: str) -> float | None:
+    """The pause installed by :func:`install_loop_pace` for loop ``name``, None for Dagster's own."""
+    return getattr(dagster_internals.daemon_loop(name), "poll_s", None)
+
+
+def install_backfill_poll(poll_s: float) -> bool:
+    """The backfill daemon looks for new backfills every ``poll_s`` s (Dagster: 30 s)."""
+    return install_loop_pace(dagster_internals.BACKFILL_LOOP_NAME, poll_s)
+
+
+def install_sensor_poll(poll_s: float) -> bool:
+    """The sensor daemon wakes every ``poll_s`` s (Dagster: 5 s); each sensor still ticks at most
+    once per its ``minimum_interval_seconds``."""
+    return install_loop_pace(dagster_internals.SENSOR_LOOP_NAME, poll_s)
 
 
 def installed_poll_s() -> float | None:
-    """The pause installed by :func:`install_backfill_poll` in this process, None for Dagster's own."""
-    return getattr(dagster_internals.backfill_loop(), "poll_s", None)
+    """The backfill daemon's installed pause (None: Dagster's own)."""
+    return installed_pace_s(dagster_internals.BACKFILL_LOOP_NAME)
 
 
 def check_dagster_daemon_args(args: Sequence[str]) -> None:
@@ -140,19 +161,25 @@ def check_dagster_daemon_args(args: Sequence[str]) -> None:
     run_command.make_context("extraction-pipeline daemon", list(args))
 
 
-def run_dagster_daemon(args: Sequence[str], poll_s: float) -> int:
-    """``dagster-daemon run ARGS`` in this process, its backfill daemon polling every ``poll_s`` s.
+def run_dagster_daemon(args: Sequence[str], poll_s: float, sensor_poll_s: float | None = None) -> int:
+    """``dagster-daemon run ARGS`` in this process, its backfill daemon polling every ``poll_s`` s
+    and its sensor daemon every ``sensor_poll_s`` s (None: Dagster's 5 s).
 
     Returns the exit code; a bad option raises ``click.UsageError`` (the caller reports it).
     """
-    run_command = dagster_internals.dagster_daemon_run_command()
-    if not install_backfill_poll(poll_s):
-        import logging
+    import logging
 
-        logging.getLogger(__name__).warning(
-            "this Dagster version has no %s.%s: backfills are picked up at Dagster's own pace",
-            dagster_internals.BACKFILL_LOOP_MODULE,
-            dagster_internals.BACKFILL_LOOP_NAME,
-        )
+    run_command = dagster_internals.dagster_daemon_run_command()
+    paces = {dagster_internals.BACKFILL_LOOP_NAME: ("backfills are picked up", poll_s)}
+    if sensor_poll_s is not None:
+        paces[dagster_internals.SENSOR_LOOP_NAME] = ("sensors tick", sensor_poll_s)
+    for name, (what, seconds) in paces.items():
+        if not install_loop_pace(name, seconds):
+            logging.getLogger(__name__).warning(
+                "this Dagster version has no %s.%s: %s at Dagster's own pace",
+                dagster_internals.DAEMON_LOOP_MODULE,
+                name,
+                what,
+            )
     result = run_command.main(args=list(args), prog_name="extraction-pipeline daemon", standalone_mode=False)
     return result if isinstance(result, int) else 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-cloud_files_partitions = dg.DynamicPartitionsDefinition(name="cloud_files")
+PARTITIONS_NAME = "cloud_files"
+cloud_files_partitions = dg.DynamicPartitionsDefinition(name=PARTITIONS_NAME)
 
 
 def file_id_of(key: str) -> int:

@@ -8,6 +8,16 @@ for runs, and each run key is ``cloud-file-<id>-<generation>``: Dagster starts a
 key. If a tick dies after the database write, the files stay ``queued`` without a run; after
 ``EXTRACTION_REQUEUE_GRACE_S`` a later tick requests them again with the same key, so a run that
 did get created is not duplicated.
+
+Bursts: a tick that finds ``EXTRACTION_BURST_THRESHOLD`` or more new files to extract (a folder
+dropped at once) takes up to ``EXTRACTION_BURST_BATCH_SIZE`` of them and hands them to one asset
+backfill instead of a run each: the backfill daemon runs them in multi-file runs of
+``EXTRACTION_BACKFILL_BATCH_SIZE`` (one process start and one warm extraction worker per batch, not
+per file), and ``dagster.yaml`` lets backfill runs take 3 of the 4 run slots, so a single upload
+made meanwhile still gets a run of its own at once. The files carry the backfill's id (written
+before the backfill is stored); a file still queued after the grace period for a backfill that
+does not exist or ended is requested again with a run of its own, and one whose backfill was
+cancelled is cancelled.
 """
 
 import json
@@ -17,7 +27,7 @@ from typing import Any
 
 import dagster as dg
 
-from extraction_pipeline.orchestration import shortcuts
+from extraction_pipeline.orchestration import dagster_internals, shortcuts
 from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME
 from extraction_pipeline.orchestration.dagster_internals import (
     PARTITION_TAG,
@@ -26,7 +36,7 @@ from extraction_pipeline.orchestration.dagster_internals import (
     WILL_RETRY_TAG,
 )
 from extraction_pipeline.orchestration.notify import notify
-from extraction_pipeline.orchestration.partitions import cloud_files_partitions, run_key_for
+from extraction_pipeline.orchestration.partitions import PARTITIONS_NAME, cloud_files_partitions, run_key_for
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.persistence.state import FileStatus
 from extraction_pipeline.settings import Settings
@@ -41,8 +51,9 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Registers newly uploaded files as partitions and requests one extraction run per file; "
-        "files of no supported format and copies of extracted files are settled without a run.",
+        description="Registers newly uploaded files as partitions and requests one extraction run per file "
+        "(many new files at once: one backfill of multi-file runs); files of no supported format and copies "
+        "of extracted files are settled without a run.",
     )
     def cloud_files_sensor(
         context: dg.SensorEvaluationContext, extraction: ExtractionResource
@@ -52,8 +63,13 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         current = extraction.settings
         repository = extraction.repository
         cursor = json.loads(context.cursor) if context.cursor else {}
-        new, settled = _queue_new_files(repository, extraction.blob_store, current)
-        # Files queued by a tick that died before its runs were created: ask again, same run key.
+        # A backfill needs the asset graph of the code location (absent in some test contexts).
+        can_burst = context.repository_def is not None
+        new, settled = _queue_new_files(repository, extraction.blob_store, current, burst=can_burst)
+        if can_burst and len(new) >= current.burst_threshold:
+            new = _hand_to_backfill(context, repository, new)
+        # Files queued by a tick that died before its runs were created: ask again, same run key;
+        # files of a backfill that will never run them, likewise.
         now = time.time()
         stale = []
         if now - float(cursor.get("stale_check", 0)) >= min(60.0, current.requeue_grace_s / 2):
@@ -62,6 +78,7 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
             stale = repository.stale_queued(cutoff, limit=current.sensor_batch_size)
             if stale:
                 repository.touch_queued([item.id for item in stale])
+            stale += _orphans_of_backfills(context, repository, cutoff, limit=current.sensor_batch_size)
         if settled:
             context.log.info(f"settled {settled} new file(s) without a run (skipped or copied)")
         requested = new + stale
@@ -94,15 +111,19 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
 SETTLE_ROUNDS = 10
 
 
-def _queue_new_files(repository: Any, store: Any, current: Settings) -> tuple[list[Any], int]:
-    """Queue up to ``sensor_batch_size`` new files that need a run; returns them and how many others
-    were settled on the way. Photos, spreadsheets and copies of extracted files need no run: they are
-    settled here from their first bytes (a run per file would hold a run slot for 1-2 s each), and
-    their places in the batch go to the next pending files."""
+def _queue_new_files(
+    repository: Any, store: Any, current: Settings, *, burst: bool = True
+) -> tuple[list[Any], int]:
+    """Queue new files that need a run: up to ``sensor_batch_size``, or (``burst``) up to
+    ``burst_batch_size`` once ``burst_threshold`` of them were found: they go to a backfill. Returns them and how
+    many others were settled on the way. Photos, spreadsheets and copies of extracted files need
+    no run: they are settled here from their first bytes (a run per file would hold a run slot for
+    1-2 s each), and their places in the batch go to the next pending files."""
     new: list[Any] = []
     settled_count = 0
+    limit = current.sensor_batch_size
     for _ in range(SETTLE_ROUNDS):
-        want = current.sensor_batch_size - len(new)
+        want = limit - len(new)
         if want <= 0:
             break
         queued = repository.queue_files(repository.pending_ids(want), run_key=run_key_for)
@@ -117,9 +138,81 @@ def _queue_new_files(repository: Any, store: Any, current: Settings) -> tuple[li
         )
         settled_count += len(settled)
         new.extend(item for item in queued if item.id not in settled)
-        if not settled or len(queued) < want:  # a batch of runs, or no more pending files
+        if len(queued) < want:  # no more pending files
+            break
+        if burst and len(new) >= current.burst_threshold and limit < current.burst_batch_size:
+            limit = current.burst_batch_size  # a burst: take more of the backlog for its backfill
+        elif not settled:  # a full batch of files that need runs
             break
     return new, settled_count
+
+
+def _hand_to_backfill(context: dg.SensorEvaluationContext, repository: Any, items: list[Any]) -> list[Any]:
+    """A burst: the files go to one asset backfill (multi-file runs, ``backfill_batch_size`` files
+    each, at most 3 at once: dagster.yaml keeps a run slot for single uploads). Returns the files it
+    could not take (no code location to build it from, or it could not be stored): those get one
+    run each, as usual."""
+    if context.repository_def is None:
+        return items
+    backfill_id = dagster_internals.new_backfill_id()
+    handed = repository.hand_to_backfill([item.id for item in items], backfill_id)
+    if not handed:
+        return []
+    keys = [item.partition_key for item in handed]
+    try:
+        context.instance.add_dynamic_partitions(PARTITIONS_NAME, keys)
+        dagster_internals.add_asset_partition_backfill(
+            context.instance,
+            dagster_internals.asset_graph_of(context.repository_def),
+            [ASSET_KEY],
+            keys,
+            title=f"{len(keys)} uploads at once (files {keys[0]} to {keys[-1]})",
+            description=f"{len(keys)} file(s) uploaded at once, launched by the upload sensor ({SENSOR_NAME})",
+            backfill_id=backfill_id,
+        )
+    except Exception as exc:  # noqa: BLE001 - the files are not lost: one run each instead
+        context.log.warning(
+            f"could not launch a backfill for {len(keys)} file(s), one run each instead: {exc}"
+        )
+        return repository.release_from_backfill(backfill_id, limit=len(keys))
+    context.log.info(f"{len(keys)} new file(s) at once: backfill {backfill_id} extracts them in batches")
+    return []
+
+
+# Most files of a cancelled backfill cancelled per check (one UPDATE; more at the next check).
+CANCEL_LIMIT = 5000
+
+
+def _orphans_of_backfills(
+    context: dg.SensorEvaluationContext, repository: Any, cutoff: Any, limit: int
+) -> list[Any]:
+    """Files queued long ago for a backfill that will not run them: the backfill was never stored
+    (its sensor tick died), ended, or was cancelled (then the files are cancelled). Returns those
+    to request one run each for."""
+    released: list[Any] = []
+    for backfill_id in repository.stale_backfill_ids(cutoff):
+        state = dagster_internals.backfill_state(context.instance, backfill_id)
+        if state == dagster_internals.BACKFILL_ACTIVE:
+            continue
+        if state == dagster_internals.BACKFILL_CANCELLED:
+            # Cancelling is one statement: the whole backfill at once (bounded all the same).
+            cancelled = repository.cancel_files(
+                repository.queued_for_backfill(backfill_id, limit=CANCEL_LIMIT)
+            )
+            if cancelled:
+                context.log.info(
+                    f"backfill {backfill_id} was cancelled: {len(cancelled)} queued file(s) cancelled"
+                )
+            continue
+        if len(released) < limit:
+            found = repository.release_from_backfill(backfill_id, limit=limit - len(released))
+            if found:
+                context.log.warning(
+                    f"backfill {backfill_id} is {state} but {len(found)} of its file(s) were never run: "
+                    "one run each"
+                )
+            released.extend(found)
+    return released
 
 
 def _is_extraction_run(run: dg.DagsterRun) -> bool:

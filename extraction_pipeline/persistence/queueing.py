@@ -138,6 +138,86 @@ class Queueing(Store):
                     status["updated_at"] = now
                     row.extraction_status = status
 
+    def hand_to_backfill(self, ids: Iterable[int], backfill_id: str) -> list[QueuedFile]:
+        """Queued files become a backfill's (``backfill``, ``backfill_id`` in their status), before
+        that backfill is stored: the sensor's stale check leaves them to it, and looks for them again
+        if the backfill never came to be or ended without them (``stale_backfill_ids``).
+
+        Files no longer queued (cancelled or deleted meanwhile) are left alone and not returned."""
+        handed: list[QueuedFile] = []
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            rows = session.scalars(
+                select(CloudFile)
+                .where(CloudFile.id.in_(sorted(set(ids))))
+                .order_by(CloudFile.id)
+                .with_for_update()
+            )
+            for row in rows:
+                status = dict(row.extraction_status or {})
+                if status_of_document(status) != FileStatus.QUEUED:
+                    continue
+                status.update(backfill=True, backfill_id=backfill_id)
+                row.extraction_status = status
+                handed.append(QueuedFile(id=row.id, generation=int(status.get("generation", 0))))
+        return handed
+
+    def stale_backfill_ids(self, older_than: datetime, limit: int = 100) -> list[str]:
+        """Backfills (their ids) that files queued for them before ``older_than`` still wait for."""
+        status = CloudFile.extraction_status
+        backfill_id = status["backfill_id"].as_string()
+        query = (
+            select(backfill_id)
+            .where(
+                status["status"].as_string() == FileStatus.QUEUED.value,
+                backfill_id.is_not(None),
+                status["updated_at"].as_string() < older_than.isoformat(),
+            )
+            .distinct()
+            .limit(limit)
+        )
+        with translate_db_errors(self.url), self.sessions() as session:
+            return sorted(str(value) for value in session.scalars(query))
+
+    def release_from_backfill(self, backfill_id: str, limit: int) -> list[QueuedFile]:
+        """Up to ``limit`` files still queued for a backfill that will never run them become the
+        sensor's again (``backfill`` off, ``updated_at`` now); returns them with their generation."""
+        status = CloudFile.extraction_status
+        query = (
+            select(CloudFile)
+            .where(
+                status["status"].as_string() == FileStatus.QUEUED.value,
+                status["backfill_id"].as_string() == backfill_id,
+            )
+            .order_by(CloudFile.id)
+            .limit(limit)
+            .with_for_update()
+        )
+        released: list[QueuedFile] = []
+        now = utcnow().isoformat()
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            for row in session.scalars(query):
+                document = dict(row.extraction_status or {})
+                document.pop("backfill_id", None)
+                document.update(backfill=False, updated_at=now)
+                row.extraction_status = document
+                released.append(QueuedFile(id=row.id, generation=int(document.get("generation", 0))))
+        return released
+
+    def queued_for_backfill(self, backfill_id: str, limit: int) -> list[int]:
+        """Ids of files still queued for ``backfill_id`` (at most ``limit``)."""
+        status = CloudFile.extraction_status
+        query = (
+            select(CloudFile.id)
+            .where(
+                status["status"].as_string() == FileStatus.QUEUED.value,
+                status["backfill_id"].as_string() == backfill_id,
+            )
+            .order_by(CloudFile.id)
+            .limit(limit)
+        )
+        with translate_db_errors(self.url), self.sessions() as session:
+            return list(session.scalars(query))
+
     def reset_to_pending(
         self,
         ids: Iterable[int],

@@ -104,6 +104,7 @@ class ExtractionState(BaseModel):
     run_key: str | None = None  # the Dagster run key of the request (sensor)
     generation: int | None = None  # the request generation that run key carries
     backfill: bool | None = None  # queued by ``backfill`` (the sensor does not re-request it)
+    backfill_id: str | None = None  # the Dagster backfill the file is queued for, when known
     previous_run_id: str | None = None  # the run a cancelled file belonged to
     deduplicated_from: int | None = None  # INTERFACE.md: metadata copied from that file
     forced: bool | None = None  # queued by ``retry --force``: extracted, never deduplicated

@@ -146,13 +146,31 @@ def cancel_files(
     )
 
 
+def new_backfill_id() -> str:
+    """The id of a backfill to be: the files queued for it carry it (``queue_backfill``)."""
+    from extraction_pipeline.orchestration.dagster_internals import new_backfill_id as make_id
+
+    return make_id()
+
+
 def launch_backfill(
-    instance: Any, keys: list[str], *, title: str, launched_by: str = "`extraction-pipeline backfill`"
+    instance: Any,
+    keys: list[str],
+    *,
+    title: str,
+    launched_by: str = "`extraction-pipeline backfill`",
+    backfill_id: str | None = None,
 ) -> str:
-    """Register ``keys`` as partitions and create a Dagster asset backfill for them (the daemon runs it)."""
+    """Register ``keys`` as partitions and create a Dagster asset backfill for them (the daemon runs it).
+
+    ``backfill_id``: the id given to ``queue_backfill``. If this fails, the upload sensor requests
+    the files one run each once the requeue grace has passed (their backfill does not exist)."""
     from extraction_pipeline.definitions import defs
     from extraction_pipeline.orchestration.assets import ASSET_KEY
-    from extraction_pipeline.orchestration.dagster_internals import add_asset_partition_backfill
+    from extraction_pipeline.orchestration.dagster_internals import (
+        add_asset_partition_backfill,
+        asset_graph_of,
+    )
     from extraction_pipeline.orchestration.partitions import cloud_files_partitions
 
     name = cloud_files_partitions.name
@@ -162,11 +180,12 @@ def launch_backfill(
         instance.add_dynamic_partitions(name, new[start : start + 10_000])
     return add_asset_partition_backfill(
         instance,
-        defs,
+        asset_graph_of(defs),
         [ASSET_KEY],
         keys,
         title=title,
         description=f"{len(keys)} file(s), launched by {launched_by}",
+        backfill_id=backfill_id,
     )
 
 
@@ -184,10 +203,13 @@ class BackfillSelection:
         return not (self.select_all or self.status or self.uploaded_before or self.outdated)
 
 
-def queue_backfill(repository: CloudFileRepository, selection: BackfillSelection) -> tuple[list[str], int]:
+def queue_backfill(
+    repository: CloudFileRepository, selection: BackfillSelection, backfill_id: str | None = None
+) -> tuple[list[str], int]:
     """Queue the selected files for a backfill; returns their partition keys and how many matched.
 
-    Files queued or running already are left out, so no file is extracted twice at once.
+    Files queued or running already are left out, so no file is extracted twice at once. With
+    ``backfill_id`` (``new_backfill_id``) the files carry the id of the backfill to be created.
     """
     versions = None
     if selection.outdated:
@@ -199,5 +221,8 @@ def queue_backfill(repository: CloudFileRepository, selection: BackfillSelection
     )
     from extraction_pipeline.orchestration.partitions import run_key_for
 
-    queued = repository.queue_files(ids, only_pending=False, run_key=run_key_for, backfill=True)
+    extra: dict[str, Any] = {"backfill": True}
+    if backfill_id is not None:
+        extra["backfill_id"] = backfill_id
+    queued = repository.queue_files(ids, only_pending=False, run_key=run_key_for, **extra)
     return [item.partition_key for item in queued], len(ids)

@@ -27,6 +27,7 @@ def restore_dagster_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     import dagster._daemon.daemon as module
 
     monkeypatch.setattr(module, "execute_backfill_iteration_loop", module.execute_backfill_iteration_loop)
+    monkeypatch.setattr(module, "execute_sensor_iteration_loop", module.execute_sensor_iteration_loop)
 
 
 def test_paced_waits_return_after_the_poll_interval_and_at_once_on_shutdown() -> None:
@@ -87,21 +88,23 @@ def test_work_done_in_the_backfill_thread_pool_lengthens_the_next_pause() -> Non
     assert event.timeouts == [20.0, 2, 25]
 
 
-def iterations_within(seconds: float) -> int:
-    """How many iterations the backfill daemon of this process starts in ``seconds`` (no backfills)."""
+def iterations_within(seconds: float, daemon_class_name: str = "BackfillDaemon") -> int:
+    """How many iterations the backfill (or sensor) daemon of this process starts in ``seconds``."""
+    import dagster._daemon.daemon as daemons
     from dagster._core.test_utils import create_test_daemon_workspace_context
     from dagster._core.workspace.load_target import EmptyWorkspaceTarget
-    from dagster._daemon.daemon import BackfillDaemon, SpanMarker
+    from dagster._daemon.daemon import SpanMarker
 
+    daemon_class = getattr(daemons, daemon_class_name)
     shutdown = threading.Event()
     timer = threading.Timer(seconds, shutdown.set)
     count = 0
     with (
         dg.instance_for_test() as instance,
         create_test_daemon_workspace_context(EmptyWorkspaceTarget(), instance) as context,
-        BackfillDaemon(settings={"use_threads": True, "num_workers": 2}) as backfill_daemon,  # dagster.yaml
+        daemon_class(settings={"use_threads": True, "num_workers": 2}) as daemon,  # dagster.yaml
     ):
-        loop = backfill_daemon.core_loop(context, shutdown)
+        loop = daemon.core_loop(context, shutdown)
         timer.start()
         try:
             while not shutdown.is_set():
@@ -118,6 +121,14 @@ def test_the_backfill_daemon_iterates_every_poll_interval(restore_dagster_loop: 
     assert pipeline_daemon.installed_poll_s() == 0.3
     # Dagster's own loop iterates once, then waits 30 s; ours again after each 0.3 s pause.
     assert iterations_within(3.0) >= 3
+
+
+def test_the_sensor_daemon_wakes_every_poll_interval(restore_dagster_loop: None) -> None:
+    # Dagster's own sensor loop: one iteration per 5 s, so at most 2 in 6 s.
+    assert iterations_within(6.0, "SensorDaemon") <= 2
+    assert pipeline_daemon.install_sensor_poll(0.5) is True
+    assert pipeline_daemon.installed_pace_s("execute_sensor_iteration_loop") == 0.5
+    assert iterations_within(6.0, "SensorDaemon") >= 6
 
 
 def test_installing_twice_wraps_dagster_loop_once(restore_dagster_loop: None) -> None:

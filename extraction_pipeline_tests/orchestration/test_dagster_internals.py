@@ -114,8 +114,14 @@ def test_make_new_backfill_id_and_the_methods_used_exist() -> None:
         "dagster._core.utils.make_new_backfill_id() takes arguments"
     )
     assert isinstance(make_new_backfill_id(), str)
-    for owner, method in ((dg.DagsterInstance, "add_backfill"), (dg.Definitions, "resolve_asset_graph")):
-        assert callable(getattr(owner, method, None)), (
+    for owner, method in (
+        (dg.DagsterInstance, "add_backfill"),
+        (dg.DagsterInstance, "get_backfill"),
+        (dg.DagsterInstance, "update_backfill"),
+        (dg.Definitions, "resolve_asset_graph"),
+        (dg.RepositoryDefinition, "asset_graph"),
+    ):
+        assert getattr(owner, method, None) is not None, (
             f"Dagster {dg.__version__} has no {owner.__name__}.{method}: {UPDATE}"
         )
     assert parameters(dg.DagsterInstance.add_backfill)[1:] == ["partition_backfill"], (
@@ -140,7 +146,12 @@ def test_add_asset_partition_backfill_stores_a_requested_asset_backfill() -> Non
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(cloud_files_partitions.name, keys)
         backfill_id = dagster_internals.add_asset_partition_backfill(
-            instance, defs, [cloud_file_metadata.key], keys, title="a title", description="a description"
+            instance,
+            dagster_internals.asset_graph_of(defs),
+            [cloud_file_metadata.key],
+            keys,
+            title="a title",
+            description="a description",
         )
         backfill = instance.get_backfill(backfill_id)
         assert backfill is not None, "the backfill was not stored"
@@ -152,25 +163,56 @@ def test_add_asset_partition_backfill_stores_a_requested_asset_backfill() -> Non
         targeted = backfill.asset_backfill_data.target_subset.get_partitions_subset(cloud_file_metadata.key)
         assert sorted(targeted.get_partition_keys()) == keys
         assert len(instance.get_backfills()) == 1
+        assert dagster_internals.backfill_state(instance, backfill_id) == dagster_internals.BACKFILL_ACTIVE
+        # The sensor's way: the asset graph of the repository it runs in, and an id chosen before.
+        repository = defs.get_repository_def()
+        chosen = dagster_internals.new_backfill_id()
+        assert chosen != backfill_id
+        assert dagster_internals.backfill_state(instance, chosen) == dagster_internals.BACKFILL_MISSING
+        second = dagster_internals.add_asset_partition_backfill(
+            instance,
+            dagster_internals.asset_graph_of(repository),
+            [cloud_file_metadata.key],
+            keys[:1],
+            title=None,
+            description=None,
+            backfill_id=chosen,
+        )
+        assert second == chosen and instance.get_backfill(chosen) is not None
+        for status, state in (
+            ("CANCELED", dagster_internals.BACKFILL_CANCELLED),
+            ("COMPLETED_SUCCESS", dagster_internals.BACKFILL_ENDED),
+            ("FAILED", dagster_internals.BACKFILL_ENDED),
+        ):
+            stored = instance.get_backfill(chosen)
+            instance.update_backfill(stored.with_status(type(stored.status)(status)))
+            assert dagster_internals.backfill_state(instance, chosen) == state, status
 
 
-# --- The backfill daemon's loop and `dagster-daemon run` ----------------------------------------------
+# --- The daemon loops and `dagster-daemon run` ------------------------------------------------------
 
 
-def test_the_backfill_daemon_runs_the_loop_of_its_module() -> None:
-    """daemon.py replaces ``dagster._daemon.daemon.execute_backfill_iteration_loop``; that only
-    works while ``BackfillDaemon.core_loop`` looks it up there, as a global, at each start."""
-    module, name = dagster_internals.BACKFILL_LOOP_MODULE, dagster_internals.BACKFILL_LOOP_NAME
+@pytest.mark.parametrize(
+    ("name", "daemon_class_name"),
+    [
+        (dagster_internals.BACKFILL_LOOP_NAME, "BackfillDaemon"),
+        (dagster_internals.SENSOR_LOOP_NAME, "SensorDaemon"),
+    ],
+)
+def test_each_daemon_runs_the_loop_of_its_module(name: str, daemon_class_name: str) -> None:
+    """daemon.py replaces ``dagster._daemon.daemon.<loop>``; that only works while the daemon's
+    ``core_loop`` looks it up there, as a global, at each start."""
+    module = dagster_internals.DAEMON_LOOP_MODULE
     loop = private(module, name)
-    daemon_class = private(module, "BackfillDaemon")
+    daemon_class = private(module, daemon_class_name)
     core_loop = daemon_class.core_loop.__code__
     assert name in core_loop.co_names, (
-        f"Dagster {dg.__version__}: BackfillDaemon.core_loop no longer calls {module}.{name}, "
+        f"Dagster {dg.__version__}: {daemon_class_name}.core_loop no longer calls {module}.{name}, "
         f"replacing it changes nothing: {UPDATE}"
     )
     keywords = {value for const in core_loop.co_consts if isinstance(const, tuple) for value in const}
     assert "threadpool_executor" in keywords, (
-        "BackfillDaemon.core_loop no longer passes threadpool_executor= (PacedWaits.timed wraps it)"
+        f"{daemon_class_name}.core_loop no longer passes threadpool_executor= (PacedWaits.timed wraps it)"
     )
     found = parameters(loop)
     assert found[:3] == ["workspace_process_context", "logger", "shutdown_event"], (
@@ -181,20 +223,23 @@ def test_the_backfill_daemon_runs_the_loop_of_its_module() -> None:
     assert "wait" in loop.__code__.co_names, (
         f"{name} no longer pauses with shutdown_event.wait(): PacedWaits has nothing to shorten"
     )
-    assert dagster_internals.backfill_loop() is loop
+    assert dagster_internals.daemon_loop(name) is loop
 
 
-def test_replace_backfill_loop_swaps_the_loop_the_daemon_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = importlib.import_module(dagster_internals.BACKFILL_LOOP_MODULE)
-    name = dagster_internals.BACKFILL_LOOP_NAME
+@pytest.mark.parametrize("name", dagster_internals.DAEMON_LOOP_NAMES)
+def test_replace_daemon_loop_swaps_the_loop_the_daemon_runs(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = importlib.import_module(dagster_internals.DAEMON_LOOP_MODULE)
     monkeypatch.setattr(module, name, getattr(module, name))  # undone afterwards
 
     def replacement(*args: Any, **kwargs: Any) -> Any:
         return None
 
-    assert dagster_internals.replace_backfill_loop(replacement) is True
+    assert dagster_internals.replace_daemon_loop(name, replacement) is True
     assert getattr(module, name) is replacement
-    assert dagster_internals.backfill_loop() is replacement
+    assert dagster_internals.daemon_loop(name) is replacement
+    assert dagster_internals.replace_daemon_loop("no_such_loop", replacement) is False
 
 
 def test_dagster_daemon_run_command_is_a_click_command() -> None:
