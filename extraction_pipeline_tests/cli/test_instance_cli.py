@@ -76,6 +76,12 @@ def test_backfill_cancel_and_retry_use_the_quick_start_instance(
     document = json.loads(launched.stdout)
     assert document["files"] == 2
     assert f"DAGSTER_HOME is not set: using the quick start's Dagster instance in {home}" in launched.stderr
+    # The queued files carry the backfill's id: should the daemon never run them (the backfill
+    # ended or was cancelled first), the upload sensor finds them again.
+    shown = terminal(quickstart_folder, "status", str(ids["b.pdf"]), "--json")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert status["extraction_status"]["backfill_id"] == document["backfill_id"], status
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_backfill(document["backfill_id"]) is not None
         assert sorted(instance.get_dynamic_partitions("cloud_files")) == sorted(str(i) for i in ids.values())

@@ -83,8 +83,9 @@ def _age(app: App, ids: list[int]) -> None:
 
 
 def test_files_of_a_backfill_that_was_never_stored_get_a_run_each(
-    app: App, instance: dg.DagsterInstance, burst_env: None
+    any_app: App, instance: dg.DagsterInstance, burst_env: None
 ) -> None:
+    app = any_app
     """The tick died between handing the files over and storing the backfill."""
     ids = [app.upload(f"f{i}.pdf", b"%PDF-1.4 " + bytes([i])) for i in range(3)]
     queued = app.repository.queue_files(ids, run_key=lambda i, g: f"cloud-file-{i}-{g}")
@@ -100,8 +101,9 @@ def test_files_of_a_backfill_that_was_never_stored_get_a_run_each(
 
 
 def test_files_of_a_cancelled_backfill_are_cancelled_and_those_of_an_ended_one_run(
-    app: App, instance: dg.DagsterInstance, burst_env: None
+    any_app: App, instance: dg.DagsterInstance, burst_env: None
 ) -> None:
+    app = any_app
     ids = [app.upload(f"f{i}.pdf", b"%PDF-1.4 " + bytes([i])) for i in range(10)]
     tick(app, instance)  # 10 files: one backfill
     [backfill] = instance.get_backfills()
