@@ -114,6 +114,7 @@ _VARIABLES: dict[str, _Variable] = {
     "sensor_poll_s": _Variable("EXTRACTION_SENSOR_POLL_S", float, 1.0, low=0.5, high=5.0),
     "burst_threshold": _Variable("EXTRACTION_BURST_THRESHOLD", int, 20, low=1),
     "burst_batch_size": _Variable("EXTRACTION_BURST_BATCH_SIZE", int, 500, low=1),
+    "backfill_niceness": _Variable("EXTRACTION_BACKFILL_NICENESS", int, 10, low=0, high=19),
 }
 
 
@@ -193,6 +194,9 @@ class Settings:
     # takes up to `burst_batch_size` of them at once. Measured with `bench/run.py` (step burst).
     burst_threshold: int = 20
     burst_batch_size: int = 500
+    # The CPU priority (Unix niceness) of backfill runs and their workers, a burst's included: a
+    # single upload made meanwhile gets the CPU first (0: same priority as every run).
+    backfill_niceness: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -227,6 +231,7 @@ class Settings:
             sensor_poll_s=read["sensor_poll_s"],
             burst_threshold=read["burst_threshold"],
             burst_batch_size=read["burst_batch_size"],
+            backfill_niceness=read["backfill_niceness"],
         )
 
     @property

@@ -32,6 +32,7 @@ the asset's Events tab, or the partition's metadata table when it was materializ
 """
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ import dagster as dg
 
 from extraction_pipeline.orchestration import batch
 from extraction_pipeline.orchestration.batch import MATERIALIZE_CHUNK
-from extraction_pipeline.orchestration.dagster_internals import CODE_VERSION_TAG
+from extraction_pipeline.orchestration.dagster_internals import BACKFILL_ID_TAG, CODE_VERSION_TAG
 from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.orchestration.summary import (
@@ -177,6 +178,18 @@ def _log_not_extracted(context: dg.OpExecutionContext, result: batch.StepResult)
         )
 
 
+def yield_cpu_to_uploads(context: dg.OpExecutionContext, niceness: int) -> None:
+    """A backfill run (historic files, or a burst of uploads) lowers its CPU priority to
+    ``niceness`` (``EXTRACTION_BACKFILL_NICENESS``), before its extraction worker starts, which
+    inherits it: on a machine busy with a backfill, a single upload's run gets the CPU first."""
+    if niceness <= 0 or not context.run.tags.get(BACKFILL_ID_TAG) or not hasattr(os, "nice"):
+        return
+    current = os.nice(0)
+    if current < niceness:
+        os.nice(niceness - current)
+        context.log.info(f"a backfill run: CPU priority lowered to niceness {niceness}, uploads go first")
+
+
 def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     """The asset with retry and backfill policies taken from ``settings``."""
     policy = retry_policy(settings)
@@ -186,6 +199,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         """Sniff each file's format from its bytes; the file becomes ``running``."""
         from extraction_pipeline.extraction.detect import detect_format as detect
 
+        yield_cpu_to_uploads(context, extraction.settings.backfill_niceness)
         # The worker boots while this step reads the files and Dagster moves on to ``extract``.
         extraction.prestart_worker()
 
@@ -222,6 +236,8 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     @dg.op(retry_policy=policy, ins={"detected": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
     def extract(context: dg.OpExecutionContext, extraction: ExtractionResource) -> None:
         """Extract each detected file in an isolated worker; one ``extraction_jobs`` row per attempt."""
+
+        yield_cpu_to_uploads(context, extraction.settings.backfill_niceness)  # a run resumed here
 
         def extract_row(row: Any, attempt: int, max_attempts: int) -> Any:
             with cancel_on_termination(context, extraction), extraction.local_path(row.storage_uri) as path:

@@ -110,9 +110,19 @@ class TimedExecutor:
         return getattr(self._executor, name)
 
 
+# How much longer than the last work a loop pauses (``PacedWaits.busy_factor``). The backfill loop's
+# bookkeeping of a huge backfill takes seconds: it gets at most a fifth of the daemon's time. A sensor
+# tick that took 1 s (the alert sensors' first ticks, a burst of uploads) must not hold the next
+# upload's tick back for 4 s: the sensor loop pauses as long as the work took, at least ``poll_s``.
+BUSY_FACTORS = {
+    dagster_internals.BACKFILL_LOOP_NAME: 4.0,
+    dagster_internals.SENSOR_LOOP_NAME: 1.0,
+}
+
+
 def install_loop_pace(name: str, poll_s: float) -> bool:
     """Make this process's daemon loop ``name`` (``dagster_internals.DAEMON_LOOP_NAMES``) pause
-    ``poll_s`` seconds between iterations (see :class:`PacedWaits`).
+    ``poll_s`` seconds between iterations (see :class:`PacedWaits` and ``BUSY_FACTORS``).
 
     Returns False, changing nothing, when this Dagster has no such loop to wrap (another version):
     the daemon then runs with Dagster's own pause.
@@ -123,7 +133,7 @@ def install_loop_pace(name: str, poll_s: float) -> bool:
     original = getattr(loop, "dagster_loop", loop)
 
     def paced_loop(context: Any, logger: Any, shutdown_event: Any, *args: Any, **kwargs: Any) -> Any:
-        paced = PacedWaits(shutdown_event, poll_s)
+        paced = PacedWaits(shutdown_event, poll_s, busy_factor=BUSY_FACTORS.get(name, 4.0))
         if kwargs.get("threadpool_executor") is not None:
             kwargs["threadpool_executor"] = paced.timed(kwargs["threadpool_executor"])
         return original(context, logger, paced, *args, **kwargs)

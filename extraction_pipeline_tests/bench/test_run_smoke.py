@@ -35,6 +35,8 @@ KEYS = {
     "api_status_p95_ms",
     "skipped_files_per_s",
     "dedupe_files_per_s",
+    "burst_ratio_vs_raw",
+    "latency_p95_during_burst_s",
 }
 
 
@@ -67,6 +69,7 @@ def test_json_has_every_key_and_the_cheap_figures(capfd, tmp_path: Path) -> None
     assert result["partitions_100k"]["add_1k_s"] > 0 and result["partitions_100k"]["status_query_s"] > 0
     assert result["backfill_ratio_vs_raw"] is None and result["latency_p95_s"] is None
     assert result["api_overhead_ratio"] is None and "api" not in result["details"]
+    assert result["burst_ratio_vs_raw"] is None and "burst" not in result["details"]
     # Each tick requested one run per file, at most the sensor's batch size.
     sensor = result["details"]["sensor"]
     assert sensor["runs_requested_per_tick"] == Settings.from_env({}).sensor_batch_size
@@ -120,7 +123,9 @@ def test_the_table_says_which_targets_hold() -> None:
         api_overhead_ratio=2.5,
         api_status_p95_ms=40.0,
         partitions_100k={"add_1k_s": 0.05, "status_query_s": 1.2},
-        details={"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.2, 0.2]},
+        burst_ratio_vs_raw=2.4,
+        latency_p95_during_burst_s=6.5,
+        details={"load_before": [0.1, 0.1, 0.1], "load_after": [0.2, 0.2, 0.2], "burst": BURST_DETAILS},
     )
     table = report.render_run(result)
     rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
@@ -129,13 +134,54 @@ def test_the_table_says_which_targets_hold() -> None:
     assert "status_query_s 1.2" in rows["partitions_100k"]
     assert rows["api_overhead_ratio"].rstrip().endswith("NO")
     assert "report" in rows["api_status_p95_ms"]
+    assert rows["burst_ratio_vs_raw"].rstrip().endswith("NO")
+    assert rows["latency_p95_during_burst_s"].rstrip().endswith("yes")
+    assert (
+        "burst: 300 files (1.5 MB) uploaded at once in 2.1 s, 48.0 s to the last final vs 20.0 s raw" in table
+    )
+    assert "6 single uploads every 2.0 s during it" in table
+
+
+BURST_DETAILS = {
+    "files": 300,
+    "succeeded": 300,
+    "wall_s": 48.0,
+    "upload_s": 2.1,
+    "raw_before_s": 19.0,
+    "raw_after_s": 21.0,
+    "raw_s": 20.0,
+    "runs": 3,
+    "runs_of_backfills": 3,
+    "backfills": 1,
+    "bytes": 1_500_000,
+    "singles": {"uploads": 6, "after_burst": 0, "pace_s": 2.0, "p50_s": 4.1, "p95_s": 6.5, "max_s": 6.6},
+}
+
+
+def test_the_burst_step_is_a_step_after_shortcuts_with_its_targets() -> None:
+    assert run.STEPS.index("burst") == run.STEPS.index("shortcuts") + 1
+    assert report.TARGETS["burst_ratio_vs_raw"] == ("<=", 1.5)
+    assert report.TARGETS["latency_p95_during_burst_s"] == ("<=", 10.0)
+    assert report.holds("burst_ratio_vs_raw", 1.4) and not report.holds("latency_p95_during_burst_s", 12.0)
+    assert (run.PLANS["quick"].burst_files, run.PLANS["full"].burst_files) == (300, 1000)
+    assert run.PLANS["quick"].burst_singles_pace_s == 2.0
+
+
+def test_only_accepts_the_burst_step(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--only", "burst,no_such_step"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown steps: ['no_such_step']" in err  # burst is one of the steps
 
 
 @pytest.mark.slow
 def test_the_shortcuts_step_measures_skipped_and_deduplicated_uploads(capfd, tmp_path: Path) -> None:
     """Images end skipped and copies of a succeeded PDF deduplicated, through a real daemon."""
     require_postgres()
-    status = run.main(["--scale", "tiny", "--json", "--only", "shortcuts", "--corpus", str(tmp_path / "none")])
+    status = run.main(
+        ["--scale", "tiny", "--json", "--only", "shortcuts", "--corpus", str(tmp_path / "none")]
+    )
     result = json.loads(capfd.readouterr().out)
     assert status == 0, result.get("failures") or result.get("errors")
     assert result["skipped_files_per_s"] > 0 and result["dedupe_files_per_s"] > 0
