@@ -1,17 +1,27 @@
 """The measurements of the pipeline on a deployment: the backfill against the raw loop, the
-upload latency, the sensor tick with many pending files, the partitions and their status query."""
+upload latency, a burst of uploads through the sensor, the sensor tick with many pending files, the
+partitions and their status query."""
 
 from __future__ import annotations
 
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.common import REPO, log
-from bench.deploy import Deployment, completed_at, upload, upload_historic, wait_until_final
-from bench.generate import Template
+from bench.deploy import (
+    FINAL_STATUSES,
+    Deployment,
+    completed_at,
+    statuses,
+    upload,
+    upload_historic,
+    wait_until_final,
+)
+from bench.generate import Template, backfill_mix
 from bench.raw import raw_loop_s
 
 
@@ -122,6 +132,150 @@ def measure_latency(
     }
 
 
+def _upload_burst(deploy: Deployment, repository: Any, mix: list[Template]) -> tuple[list[int], float, float]:
+    """Upload ``mix`` back to back through the sensor path; the ids, the first commit, upload seconds."""
+    ids: list[int] = []
+    started = 0.0
+    for template in mix:
+        ids.append(upload(deploy, repository, template.path))
+        if len(ids) == 1:
+            started = time.time()  # the first burst row's commit
+    return ids, started, time.time() - started
+
+
+def _burst_runs(deploy: Deployment, states: dict[int, dict[str, Any]], ids: list[int]) -> list[Any]:
+    from dagster import RunsFilter
+
+    run_ids = list({s["run_id"] for i in ids if (s := states[i]).get("run_id")})
+    with deploy.instance() as instance:
+        return list(instance.get_run_records(RunsFilter(run_ids=run_ids))) if run_ids else []
+
+
+def _failures(states: dict[int, dict[str, Any]], ids: list[int], mix: list[Template], what: str) -> list[str]:
+    # Every file of the mix went through the raw loop: one the project did not extract is a failure.
+    return [
+        f"{what}: {t.path.name} (file {i}) ended {_status_reason(states[i])}, but the raw library reads it"
+        for i, t in zip(ids, mix, strict=True)
+        if states[i].get("status") != "succeeded"
+    ]
+
+
+def measure_burst(
+    deploy: Deployment,
+    repository: Any,
+    templates: list[Template],
+    files: int,
+    singles_pace_s: float,
+    min_singles: int = 5,
+    max_singles: int = 30,
+    start_daemon: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Two bursts of ``files`` uploads at once through the sensor path (blob + row with a null
+    status, as ``upload`` makes them; no backfill command), the mix of the backfill step.
+
+    1. The burst alone: wall time from the first row's commit to the last file final, against the
+       raw single-process loop over the same files (before, on the templates, and after, on the
+       stored blobs, each with the daemon stopped when ``start_daemon`` is given: its sensors tick
+       every second even when idle); the mean counts. Only the burst's work is timed, as only the
+       burst's files go through the raw loop.
+    2. The same burst again, and once the sensor has taken all of its files (none pending), single
+       uploads of the smallest template, one every ``singles_pace_s`` while the burst runs (at least
+       ``min_singles``, at most ``max_singles``), each timed commit -> ``succeeded``.
+    """
+    from extraction_pipeline.persistence.blobs import blob_store_from_url
+
+    mix = backfill_mix(templates, files)
+    log(f"burst: the raw single-process loop over the {len(mix)} files of the mix")
+    raw_before = raw_loop_s([(t.path, t.fmt) for t in mix])
+    if start_daemon is not None:
+        start_daemon()
+    deploy.check_daemon()
+    with deploy.instance() as instance:
+        backfills_before = len(instance.get_backfills())
+
+    log(f"burst 1: uploading {len(mix)} files at once through the sensor path")
+    ids, started, upload_s = _upload_burst(deploy, repository, mix)
+    states = wait_until_final(deploy, repository, ids, timeout_s=3600, what="burst 1")
+    failures = _failures(states, ids, mix, "burst")
+    ended = [completed_at(states[i]) for i in ids if states[i].get("completed_at")]
+    wall = (max(ended) if ended else time.time()) - started
+    records = _burst_runs(deploy, states, ids)
+    with deploy.instance() as instance:
+        backfills = len(instance.get_backfills()) - backfills_before
+
+    log(f"burst 2: {len(mix)} files again, then single uploads every {singles_pace_s} s while they run")
+    again, _, _ = _upload_burst(deploy, repository, mix)
+    deadline = time.monotonic() + 600
+    while any(not s for s in statuses(repository, again).values()):  # the sensor has not taken them all
+        deploy.check_daemon()
+        if time.monotonic() > deadline:
+            raise TimeoutError("burst 2: the sensor did not take the burst within 600 s")
+        time.sleep(0.2)
+    smallest = min(templates, key=lambda t: t.path.stat().st_size)
+    committed: dict[int, float] = {}
+    singles_after_burst = 0
+    next_at = time.monotonic()
+    while len(committed) < max_singles:
+        deploy.check_daemon()
+        time.sleep(max(0.0, next_at - time.monotonic()))
+        next_at += singles_pace_s
+        finished = all(s.get("status") in FINAL_STATUSES for s in statuses(repository, again).values())
+        if finished and len(committed) >= min_singles:
+            break
+        if finished:  # fewer than ``min_singles`` were made while the burst ran
+            singles_after_burst += 1
+        file_id = upload(deploy, repository, smallest.path)
+        committed[file_id] = time.time()
+    log(f"burst 2: {len(committed)} single uploads ({singles_after_burst} after the burst had finished)")
+    second = wait_until_final(deploy, repository, again + list(committed), timeout_s=3600, what="burst 2")
+    failures += _failures(second, again, mix, "burst 2")
+    failures += [
+        f"burst 2: single upload of {smallest.path.name} (file {i}) ended {_status_reason(second[i])}"
+        for i in committed
+        if second[i].get("status") != "succeeded"
+    ]
+    latencies = sorted(
+        completed_at(second[i]) - committed[i] for i in committed if second[i].get("status") == "succeeded"
+    )
+
+    store = blob_store_from_url(deploy.storage_url)
+    rows = {row.id: row for row in repository.list_files(ids=ids)}
+    blob_files = [(store.path_of(rows[i].storage_uri), t.fmt) for i, t in zip(ids, mix, strict=True)]
+    if start_daemon is not None:
+        deploy.stop_daemon()
+    log("burst: the raw single-process loop over the same stored files")
+    raw_after = raw_loop_s(blob_files, [f"{t.path.name} (file {i})" for i, t in zip(ids, mix, strict=True)])
+    raw_s = (raw_before + raw_after) / 2
+    starts = [r.start_time for r in records if r.start_time]
+    return {
+        "files": len(ids),
+        "succeeded": sum(1 for i in ids if states[i].get("status") == "succeeded"),
+        "wall_s": round(wall, 2),
+        "upload_s": round(upload_s, 2),
+        "files_per_s": round(len(ids) / wall, 2) if wall > 0 else None,
+        "raw_before_s": round(raw_before, 2),
+        "raw_after_s": round(raw_after, 2),
+        "raw_s": round(raw_s, 2),
+        "ratio_vs_raw": round(wall / raw_s, 3) if raw_s > 0 else None,
+        "first_run_started_after_s": round(min(starts) - started, 2) if starts else None,
+        "runs": len(records),
+        "runs_of_backfills": sum(1 for r in records if "dagster/backfill" in r.dagster_run.tags),
+        "backfills": backfills,
+        "bytes": sum(p.stat().st_size for p, _ in blob_files),
+        "singles": {
+            "uploads": len(committed),
+            "after_burst": singles_after_burst,
+            "pace_s": singles_pace_s,
+            "template": smallest.path.name,
+            "succeeded": len(latencies),
+            "p50_s": round(_quantile(latencies, 0.50), 2),
+            "p95_s": round(_quantile(latencies, 0.95), 2),
+            "max_s": round(latencies[-1], 2) if latencies else None,
+        },
+        "failures": failures,
+    }
+
+
 # A PNG signature: content of none of the five formats, as photos attached to a record are.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -144,7 +298,9 @@ def measure_shortcuts(
     for file_id, status in skipped["states"].items():
         error = status.get("error") or {}
         if status.get("status") == "skipped" and error.get("code") != "unsupported_format":
-            skip_failures.append(f"skipped: file {file_id} has error {error.get('code')}, not unsupported_format")
+            skip_failures.append(
+                f"skipped: file {file_id} has error {error.get('code')}, not unsupported_format"
+            )
     first = upload(deploy, repository, source.path)
     state = wait_until_final(deploy, repository, [first], timeout_s=600, what="dedupe source")[first]
     if state.get("status") != "succeeded":

@@ -25,6 +25,8 @@ TARGETS: dict[str, tuple[str, float] | None] = {
     "api_status_p95_ms": None,
     "skipped_files_per_s": None,
     "dedupe_files_per_s": None,
+    "burst_ratio_vs_raw": ("<=", 1.5),
+    "latency_p95_during_burst_s": ("<=", 10.0),
 }
 
 
@@ -107,6 +109,19 @@ def render_run(result: dict[str, Any]) -> str:
     if "latency" in details:
         lat = details["latency"]
         lines.append(f"latency: {lat['uploads']} uploads every {lat['pace_s']} s, max {lat['max_s']} s")
+    if "burst" in details:
+        b = details["burst"]
+        singles = b["singles"]
+        lines.append(
+            f"burst: {b['files']} files ({b['bytes'] / 1e6:.1f} MB) uploaded at once in {b['upload_s']} s, "
+            f"{b['wall_s']} s to the last final vs {b['raw_s']} s raw (before {b['raw_before_s']}, after "
+            f"{b['raw_after_s']}); {b['files'] - b['succeeded']} failed; {b['runs']} runs "
+            f"({b['runs_of_backfills']} of backfills), {b['backfills']} backfills"
+        )
+        lines.append(
+            f"  {singles['uploads']} single uploads every {singles['pace_s']} s during it: p50 "
+            f"{singles['p50_s']} s, max {singles['max_s']} s ({singles['after_burst']} made after it ended)"
+        )
     if "sensor" in details:
         lines.append(f"sensor ticks (s): {details['sensor']['ticks_s']}")
     if "extract_cold" in details:

@@ -11,6 +11,8 @@ application's and the Dagster instance's, dropped at the end), a ``DAGSTER_HOME`
 - ``backfill_files_per_s`` and ``backfill_ratio_vs_raw``: N historic files (1000, quick 300) through
   ``extraction-pipeline backfill`` and the daemon, against a single-process raw library loop;
 - ``latency_p50_s`` / ``latency_p95_s``: uploads one at a time at a steady pace, commit -> ``succeeded``;
+- ``burst_ratio_vs_raw`` and ``latency_p95_during_burst_s``: N files (1000, quick 300) uploaded at once
+  through the sensor path, against the raw loop, and single uploads made while they are extracted;
 - ``sensor_tick_s_at_100k``: one evaluation of the upload sensor with 100,000 pending files;
 - ``code_location_load_s``: importing ``extraction_pipeline.definitions`` in a fresh interpreter;
 - ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --json`` in a fresh process (the console
@@ -26,8 +28,8 @@ Progress goes to stderr; stdout gets the table, or with ``--json`` exactly one J
 A missed target is a result, not an error (``targets_met``). The run fails (exit status 1, the
 files and reasons under ``failures`` and on stderr) when the project fails a file that the raw
 libraries read, or the other way round: in the overhead comparison (see extract_overhead.py), in
-the backfill (every file of the mix went through the raw loop) or in the latency uploads. It also
-exits 1 when a step raised and ``--keep-going`` let the run go on (``errors``).
+the backfill and the burst (every file of the mix went through the raw loop) or in the latency
+uploads. It also exits 1 when a step raised and ``--keep-going`` let the run go on (``errors``).
 
 The deployment is in ``deploy``, the generated templates in ``generate``, the measurements in
 ``overhead``, ``pipeline``, ``cold`` and ``api``, the table in ``report``.
@@ -60,6 +62,7 @@ from bench.generate import Template, backfill_mix, build_templates  # noqa: E402
 from bench.overhead import measure  # noqa: E402
 from bench.pipeline import (  # noqa: E402
     measure_backfill,
+    measure_burst,
     measure_latency,
     measure_partitions,
     measure_sensor_tick,
@@ -77,6 +80,8 @@ class Plan:
     latency_uploads: int
     latency_pace_s: float
     shortcut_files: int = 30
+    burst_files: int = 300
+    burst_singles_pace_s: float = 5.0
     pending: int = 100_000
     partitions: int = 100_000
     sensor_ticks: int = 5
@@ -86,10 +91,27 @@ class Plan:
 
 
 PLANS = {
-    "tiny": Plan("tiny", backfill_files=8, repeat=1, latency_uploads=2, latency_pace_s=1.0, shortcut_files=2),
-    "quick": Plan("quick", backfill_files=300, repeat=3, latency_uploads=15, latency_pace_s=3.0),
+    "tiny": Plan(
+        "tiny",
+        backfill_files=8,
+        repeat=1,
+        latency_uploads=2,
+        latency_pace_s=1.0,
+        shortcut_files=2,
+        burst_files=8,
+        burst_singles_pace_s=1.0,
+    ),
+    "quick": Plan(
+        "quick", backfill_files=300, repeat=3, latency_uploads=15, latency_pace_s=3.0, burst_files=300
+    ),
     "full": Plan(
-        "full", backfill_files=1000, repeat=5, latency_uploads=40, latency_pace_s=3.0, shortcut_files=200
+        "full",
+        backfill_files=1000,
+        repeat=5,
+        latency_uploads=40,
+        latency_pace_s=3.0,
+        shortcut_files=200,
+        burst_files=1000,
     ),
 }
 
@@ -99,6 +121,7 @@ STEPS = (
     "backfill",
     "latency",
     "shortcuts",
+    "burst",
     "sensor_tick",
     "partitions",
     "api",
@@ -107,6 +130,7 @@ STEPS = (
 )
 
 API_KEYS = ("api_overhead_ratio", "api_upload_files_per_s", "api_status_p95_ms")
+BURST_KEYS = ("burst_ratio_vs_raw", "latency_p95_during_burst_s")
 
 
 def run(
@@ -151,7 +175,7 @@ def run(
         root = Path(tmp)
         (root / "templates").mkdir()
         templates: list[Template] = []
-        if only is None or only & {"extract_overhead", "backfill", "latency", "shortcuts"}:
+        if only is None or only & {"extract_overhead", "backfill", "latency", "shortcuts", "burst"}:
             log("generating the corpus templates")
             templates = build_templates(root / "templates", plan.scale, corpus)
             details["templates"] = {t.path.name: t.path.stat().st_size for t in templates}
@@ -173,6 +197,7 @@ def run(
 
         with deployment(root, overrides) as deploy:
             repository = CloudFileRepository.from_url(deploy.app_url)
+            deduplicate = deploy.env["EXTRACTION_DEDUPLICATE"]  # the shortcuts step turns it on
             try:
 
                 def do_backfill() -> None:
@@ -226,9 +251,29 @@ def run(
                     result["dedupe_files_per_s"] = measured["dedupe"]["files_per_s"]
                     fail(("skipped_files_per_s", "dedupe_files_per_s"), measured["failures"])
 
+                def do_burst() -> None:
+                    # The raw loops run with the daemon stopped (measure_burst starts it in between).
+                    # Every file extracted, as in the backfill: the shortcuts step's daemon would
+                    # copy most of the mix's metadata (it cycles through a few templates).
+                    deploy.stop_daemon()
+                    deploy.env["EXTRACTION_DEDUPLICATE"] = deduplicate
+                    measured = measure_burst(
+                        deploy,
+                        repository,
+                        templates,
+                        plan.burst_files,
+                        plan.burst_singles_pace_s,
+                        start_daemon=start_warm_daemon,
+                    )
+                    details["burst"] = measured
+                    result["burst_ratio_vs_raw"] = measured["ratio_vs_raw"]
+                    result["latency_p95_during_burst_s"] = measured["singles"]["p95_s"]
+                    fail(BURST_KEYS, measured["failures"])
+
                 step("backfill", do_backfill)
                 step("latency", do_latency)
                 step("shortcuts", do_shortcuts)
+                step("burst", do_burst)
                 details["load_after_daemon"] = load_average()
                 deploy.stop_daemon()
                 if logs is not None and deploy.daemon_log is not None:

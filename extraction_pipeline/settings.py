@@ -112,7 +112,7 @@ _VARIABLES: dict[str, _Variable] = {
     "housekeeping_interval_s": _Variable("EXTRACTION_HOUSEKEEPING_INTERVAL_S", int, 30, low=1),
     "deduplicate": _Variable("EXTRACTION_DEDUPLICATE", bool, True),
     "sensor_poll_s": _Variable("EXTRACTION_SENSOR_POLL_S", float, 1.0, low=0.5, high=5.0),
-    "burst_threshold": _Variable("EXTRACTION_BURST_THRESHOLD", int, 20, low=1),
+    "burst_threshold": _Variable("EXTRACTION_BURST_THRESHOLD", int, 10, low=1),
     "burst_batch_size": _Variable("EXTRACTION_BURST_BATCH_SIZE", int, 500, low=1),
     "backfill_niceness": _Variable("EXTRACTION_BACKFILL_NICENESS", int, 10, low=0, high=19),
 }
@@ -192,7 +192,7 @@ class Settings:
     # A tick that finds at least this many new files to extract hands them to a backfill of
     # multi-file runs (BackfillPolicy, `backfill_batch_size` per run) instead of one run per file, and
     # takes up to `burst_batch_size` of them at once. Measured with `bench/run.py` (step burst).
-    burst_threshold: int = 20
+    burst_threshold: int = 10
     burst_batch_size: int = 500
     # The CPU priority (Unix niceness) of backfill runs and their workers, a burst's included: a
     # single upload made meanwhile gets the CPU first (0: same priority as every run).
