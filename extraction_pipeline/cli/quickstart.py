@@ -25,6 +25,10 @@ run_coordinator:
   config:
     max_concurrent_runs: 2
     dequeue_interval_seconds: 1
+    # A backfill (a burst of uploads included) takes one of the two slots: uploads keep the other.
+    tag_concurrency_limits:
+      - key: dagster/backfill
+        limit: 1
 run_monitoring:
   enabled: true
   poll_interval_seconds: 30

@@ -368,7 +368,7 @@ def test_the_committed_dagster_yaml_keeps_skipped_sensor_ticks_one_day(
         assert set(schedule.values()) == {30}
 
 
-def test_the_quick_start_instance_keeps_skipped_sensor_ticks_one_day(
+def test_the_quick_start_instance_keeps_skipped_ticks_a_day_and_a_run_slot_for_uploads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from extraction_pipeline.cli.quickstart import EMBEDDED_INSTANCE_YAML
@@ -377,3 +377,7 @@ def test_the_quick_start_instance_keeps_skipped_sensor_ticks_one_day(
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         retention = instance.get_tick_retention_settings(InstigatorType.SENSOR)
         assert retention[TickStatus.SKIPPED] == 1 and retention[TickStatus.SUCCESS] == 7
+        # A backfill (a burst of uploads) takes one of the two run slots; uploads keep the other.
+        queue = instance.run_coordinator.get_run_queue_config()
+        assert queue.max_concurrent_runs == 2
+        assert [dict(limit) for limit in queue.tag_concurrency_limits] == [{"key": "dagster/backfill", "limit": 1}]
