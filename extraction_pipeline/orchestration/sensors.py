@@ -13,7 +13,7 @@ Bursts: a tick that finds ``EXTRACTION_BURST_THRESHOLD`` or more new files to ex
 dropped at once) takes up to ``EXTRACTION_BURST_BATCH_SIZE`` of them and hands them to one asset
 backfill instead of a run each: the backfill daemon runs them in multi-file runs of
 ``EXTRACTION_BACKFILL_BATCH_SIZE`` (one process start and one warm extraction worker per batch, not
-per file), and ``dagster.yaml`` lets backfill runs take 3 of the 4 run slots, so a single upload
+per file), and ``dagster.yaml`` lets backfill runs take 2 of the 4 run slots, so a single upload
 made meanwhile still gets a run of its own at once. The files carry the backfill's id (written
 before the backfill is stored); a file still queued after the grace period for a backfill that
 does not exist or ended is requested again with a run of its own, and one whose backfill was
@@ -149,7 +149,7 @@ def _queue_new_files(
 
 def _hand_to_backfill(context: dg.SensorEvaluationContext, repository: Any, items: list[Any]) -> list[Any]:
     """A burst: the files go to one asset backfill (multi-file runs, ``backfill_batch_size`` files
-    each, at most 3 at once: dagster.yaml keeps a run slot for single uploads). Returns the files it
+    each, at most 2 at once: dagster.yaml keeps run slots for single uploads). Returns the files it
     could not take (no code location to build it from, or it could not be stored): those get one
     run each, as usual."""
     if context.repository_def is None:
