@@ -66,8 +66,10 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         # A backfill needs the asset graph of the code location (absent in some test contexts).
         can_burst = context.repository_def is not None
         new, settled = _queue_new_files(repository, extraction.blob_store, current, burst=can_burst)
+        handed = 0
         if can_burst and len(new) >= current.burst_threshold:
-            new = _hand_to_backfill(context, repository, new)
+            rest = _hand_to_backfill(context, repository, new)
+            handed, new = len(new) - len(rest), rest
         # Files queued by a tick that died before its runs were created: ask again, same run key;
         # files of a backfill that will never run them, likewise.
         now = time.time()
@@ -84,7 +86,8 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         requested = new + stale
         new_cursor = json.dumps(cursor)
         if not requested:
-            return dg.SensorResult(skip_reason="no new files to extract", cursor=new_cursor)
+            reason = f"{handed} new file(s) handed to a backfill" if handed else "no new files to extract"
+            return dg.SensorResult(skip_reason=reason, cursor=new_cursor)
         context.log.info(
             f"requesting {len(new)} new file(s)" + (f" and {len(stale)} stale queued" if stale else "")
         )

@@ -48,6 +48,7 @@ def test_a_burst_goes_to_one_backfill_per_tick_and_a_trickle_gets_a_run_per_file
     ids = [any_app.upload(f"f{i}.pdf", b"%PDF-1.4 " + bytes([i])) for i in range(20)]
     first = tick(any_app, instance)
     assert not first.run_requests  # no run per file
+    assert first.skip_reason.skip_message == "12 new file(s) handed to a backfill"  # the tick history
     [backfill] = instance.get_backfills()
     assert targeted(instance, backfill.backfill_id) == [str(i) for i in ids[:12]]  # the burst batch
     assert backfill.status.value == "REQUESTED" and "upload sensor" in (backfill.description or "")
