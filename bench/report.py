@@ -119,7 +119,7 @@ def render_run(result: dict[str, Any]) -> str:
             f"({b['runs_of_backfills']} of backfills), {b['backfills']} backfills"
         )
         lines.append(
-            f"  {singles['uploads']} single uploads every {singles['pace_s']} s during it: p50 "
+            f"  {singles['uploads']} single uploads every {singles['pace_s']} s during a second burst: p50 "
             f"{singles['p50_s']} s, max {singles['max_s']} s ({singles['after_burst']} made after it ended)"
         )
     if "sensor" in details:

@@ -139,7 +139,7 @@ def test_the_table_says_which_targets_hold() -> None:
     assert (
         "burst: 300 files (1.5 MB) uploaded at once in 2.1 s, 48.0 s to the last final vs 20.0 s raw" in table
     )
-    assert "6 single uploads every 2.0 s during it" in table
+    assert "6 single uploads every 5.0 s during a second burst" in table
 
 
 BURST_DETAILS = {
