@@ -30,7 +30,7 @@ Private names used, and why:
   process, where the replacement does not exist.
 - System run/event tag keys, mirrored as strings (Dagster exports no constant for them; its own
   are in ``dagster._core.storage.tags`` and ``dagster._core.definitions.data_version``):
-  ``PARTITION_NAME_TAG`` ("dagster/partition"), ``ASSET_PARTITION_RANGE_START_TAG``,
+  ``PARTITION_NAME_TAG`` ("dagster/partition"), ``RUN_KEY_TAG``, ``ASSET_PARTITION_RANGE_START_TAG``,
   ``ASSET_PARTITION_RANGE_END_TAG``, ``WILL_RETRY_TAG``, ``BACKFILL_ID_TAG`` and
   ``CODE_VERSION_TAG``. They are kept as literals, not imported, so that loading the code location
   or a CLI command does not depend on where Dagster keeps them; the test checks each value.
@@ -60,6 +60,8 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 WILL_RETRY_TAG = "dagster/will_retry"
 # The runs of a backfill (dagster._core.storage.tags.BACKFILL_ID_TAG).
 BACKFILL_ID_TAG = "dagster/backfill"
+# The run key a sensor's run was requested with (dagster._core.storage.tags.RUN_KEY_TAG).
+RUN_KEY_TAG = "dagster/run_key"
 # A materialization's code version (dagster._core.definitions.data_version.CODE_VERSION_TAG).
 CODE_VERSION_TAG = "dagster/code_version"
 

@@ -30,9 +30,11 @@ import dagster as dg
 from extraction_pipeline.orchestration import dagster_internals, shortcuts
 from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME
 from extraction_pipeline.orchestration.dagster_internals import (
+    BACKFILL_ID_TAG,
     PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
+    RUN_KEY_TAG,
     WILL_RETRY_TAG,
 )
 from extraction_pipeline.orchestration.notify import notify
@@ -246,9 +248,27 @@ def _unfinished_files_of_run(
     found = {row.id for row in repository.files_of_run(run.run_id, statuses=active)}
     for row in repository.list_files(ids=run_file_ids(run, instance)):
         state = row.state
-        if state is not None and state.status == FileStatus.QUEUED and not state.run_id:
+        if (
+            state is not None
+            and state.status == FileStatus.QUEUED
+            and not state.run_id
+            and _waited_for(run, state)
+        ):
             found.add(row.id)
     return sorted(found)
+
+
+def _waited_for(run: dg.DagsterRun, state: Any) -> bool:
+    """A queued file that waited for ``run``: queued under the run's key (the upload sensor's) or for
+    its backfill. A file queued again meanwhile (``retry`` after the run was cancelled) has a new
+    request and is not the run's, however late this sensor looks at the run."""
+    run_key = run.tags.get(RUN_KEY_TAG)
+    if run_key and state.run_key == run_key:
+        return True
+    backfill_id = run.tags.get(BACKFILL_ID_TAG)
+    if backfill_id and state.backfill:
+        return state.backfill_id in (None, backfill_id)
+    return False
 
 
 def _will_be_retried(run: dg.DagsterRun, instance: dg.DagsterInstance) -> bool:

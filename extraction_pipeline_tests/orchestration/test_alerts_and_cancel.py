@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -14,6 +15,7 @@ from extraction_pipeline.cli import cli
 from extraction_pipeline.definitions import build_definitions
 from extraction_pipeline.orchestration.assets import JOB_NAME, build_extraction_asset
 from extraction_pipeline.orchestration.notify import notify, redact_webhook_url
+from extraction_pipeline.orchestration.partitions import run_key_for
 from extraction_pipeline.orchestration.sensors import extraction_cancellations, extraction_failure_alerts
 from extraction_pipeline_tests.orchestration.conftest import App, webhook_receiver
 
@@ -99,29 +101,58 @@ def test_an_unreachable_webhook_is_logged_without_its_secret(caplog: pytest.LogC
     assert redact_webhook_url("https://u:p@example.com:8443/a?b=c#d") == "https://example.com:8443/a"
 
 
-def test_a_cancelled_run_cancels_its_files(app: App, instance: dg.DagsterInstance) -> None:
-    file_id = app.upload("a.pdf", b"%PDF-1.4 x")
-    app.repository.queue_files([file_id])
+def _cancelled_run(app: App, instance: dg.DagsterInstance, file_id: int) -> tuple[dg.DagsterRun, Any]:
+    """A run of the file's request (the upload sensor's run key), cancelled before it started."""
     defs = build_definitions(app.settings(), app.resource())
     run = instance.create_run_for_job(
-        defs.resolve_job_def(JOB_NAME), tags={"dagster/partition": str(file_id)}
+        defs.resolve_job_def(JOB_NAME),
+        tags={"dagster/partition": str(file_id), "dagster/run_key": run_key_for(file_id, 0)},
     )
     instance.report_run_canceled(run)
-    canceled = instance.get_run_by_id(run.run_id)
     event = next(
         e.dagster_event
         for e in instance.all_logs(run.run_id)
         if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_CANCELED"
     )
+    canceled = instance.get_run_by_id(run.run_id)
+    assert canceled is not None
+    return canceled, event
+
+
+def _cancellation_sensor(app: App, instance: dg.DagsterInstance, run: dg.DagsterRun, event: Any) -> None:
     with dg.build_run_status_sensor_context(
         sensor_name="extraction_cancellations",
         dagster_event=event,
         dagster_instance=instance,
-        dagster_run=canceled,
+        dagster_run=run,
         resources={"extraction": app.resource()},
     ) as context:
         extraction_cancellations(context)
+
+
+def test_a_cancelled_run_cancels_its_files(app: App, instance: dg.DagsterInstance) -> None:
+    file_id = app.upload("a.pdf", b"%PDF-1.4 x")
+    app.repository.queue_files([file_id], run_key=run_key_for)
+    run, event = _cancelled_run(app, instance, file_id)
+    _cancellation_sensor(app, instance, run, event)
     assert app.status(file_id)["status"] == "cancelled"
+
+
+def test_a_file_queued_again_before_the_sensor_sees_the_cancelled_run_stays_queued(
+    app: App, instance: dg.DagsterInstance
+) -> None:
+    """``cancel`` then ``retry`` at once: the upload sensor queues the file for a new run before the
+    cancellation sensor looks at the old run; the new request is not the old run's to cancel."""
+    file_id = app.upload("a.pdf", b"%PDF-1.4 x")
+    app.repository.queue_files([file_id], run_key=run_key_for)
+    run, event = _cancelled_run(app, instance, file_id)
+    app.repository.cancel_files([file_id])  # what `cancel` does
+    assert app.repository.reset_to_pending([file_id]) == [file_id]  # `retry`
+    [again] = app.repository.queue_files([file_id], run_key=run_key_for)  # the next sensor tick
+    assert again.generation == 1
+    _cancellation_sensor(app, instance, run, event)
+    status = app.status(file_id)
+    assert (status["status"], status["run_key"]) == ("queued", run_key_for(file_id, 1))
 
 
 def test_cancel_and_retry_commands(app: App, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -67,6 +67,7 @@ def test_dagster_execution_interrupted_error_is_public() -> None:
         ("RANGE_END_TAG", "dagster._core.storage.tags", "ASSET_PARTITION_RANGE_END_TAG"),
         ("WILL_RETRY_TAG", "dagster._core.storage.tags", "WILL_RETRY_TAG"),
         ("BACKFILL_ID_TAG", "dagster._core.storage.tags", "BACKFILL_ID_TAG"),
+        ("RUN_KEY_TAG", "dagster._core.storage.tags", "RUN_KEY_TAG"),
         ("CODE_VERSION_TAG", "dagster._core.definitions.data_version", "CODE_VERSION_TAG"),
     ],
 )
