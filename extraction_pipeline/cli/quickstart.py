@@ -67,7 +67,18 @@ def prepare_quickstart(settings: Settings, *, samples: bool) -> Path:
     instance_yaml = dagster_home / "dagster.yaml"
     if not instance_yaml.exists():
         instance_yaml.write_text(EMBEDDED_INSTANCE_YAML, encoding="utf-8")
+    _create_instance_storage(dagster_home)
     return dagster_home
+
+
+def _create_instance_storage(dagster_home: Path) -> None:
+    """Open the instance once here, so that its SQLite databases exist (tables created, migrations
+    stamped) before the webserver and the daemon start: both creating them at the same moment
+    raced (``UNIQUE constraint failed: alembic_version.version_num``) and the webserver exited."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs_count()
 
 
 def _port_is_free(host: str, port: int) -> bool:
