@@ -43,7 +43,7 @@ import dagster as dg
 from extraction_pipeline.orchestration import batch
 from extraction_pipeline.orchestration.batch import MATERIALIZE_CHUNK
 from extraction_pipeline.orchestration.dagster_internals import BACKFILL_ID_TAG, CODE_VERSION_TAG
-from extraction_pipeline.orchestration.partitions import cloud_files_partitions, file_id_of
+from extraction_pipeline.orchestration.partitions import PARTITIONS_NAME, cloud_files_partitions, file_id_of
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.orchestration.summary import (
     code_span,
@@ -67,6 +67,36 @@ def extractor_code_version() -> str:
     versions = EXTRACTOR_VERSIONS
     joined = ",".join(f"{fmt}={version}" for fmt, version in sorted(versions.items()))
     return f"extractors-{hashlib.sha256(joined.encode()).hexdigest()[:12]}"
+
+
+# Partition keys registered per call: Dagster checks which of them exist with one IN query each.
+PARTITIONS_PER_CALL = 10_000
+
+
+def launch_asset_backfill(
+    instance: dg.DagsterInstance,
+    asset_graph: Any,
+    keys: list[str],
+    *,
+    title: str,
+    description: str,
+    backfill_id: str | None = None,
+) -> str:
+    """Register ``keys`` as partitions (Dagster skips those it has) and create an asset backfill of
+    them for the daemon (the ``backfill`` command, the API and a burst of uploads); its id."""
+    from extraction_pipeline.orchestration.dagster_internals import add_asset_partition_backfill
+
+    for start in range(0, len(keys), PARTITIONS_PER_CALL):
+        instance.add_dynamic_partitions(PARTITIONS_NAME, keys[start : start + PARTITIONS_PER_CALL])
+    return add_asset_partition_backfill(
+        instance,
+        asset_graph,
+        [ASSET_KEY],
+        keys,
+        title=title,
+        description=description,
+        backfill_id=backfill_id,
+    )
 
 
 class TransientBatchFailure(Exception):

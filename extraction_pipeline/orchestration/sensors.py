@@ -28,7 +28,7 @@ from typing import Any
 import dagster as dg
 
 from extraction_pipeline.orchestration import dagster_internals, shortcuts
-from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME
+from extraction_pipeline.orchestration.assets import ASSET_KEY, JOB_NAME, launch_asset_backfill
 from extraction_pipeline.orchestration.dagster_internals import (
     BACKFILL_ID_TAG,
     PARTITION_TAG,
@@ -38,7 +38,7 @@ from extraction_pipeline.orchestration.dagster_internals import (
     WILL_RETRY_TAG,
 )
 from extraction_pipeline.orchestration.notify import notify
-from extraction_pipeline.orchestration.partitions import PARTITIONS_NAME, cloud_files_partitions, run_key_for
+from extraction_pipeline.orchestration.partitions import cloud_files_partitions, run_key_for
 from extraction_pipeline.orchestration.resources import ExtractionResource
 from extraction_pipeline.persistence.state import FileStatus
 from extraction_pipeline.settings import Settings
@@ -66,11 +66,13 @@ def build_upload_sensor(job: Any, settings: Settings) -> dg.SensorDefinition:
         repository = extraction.repository
         cursor = json.loads(context.cursor) if context.cursor else {}
         # A backfill needs the asset graph of the code location (absent in some test contexts).
-        can_burst = context.repository_def is not None
-        new, settled = _queue_new_files(repository, extraction.blob_store, current, burst=can_burst)
+        repository_def = context.repository_def
+        new, settled = _queue_new_files(
+            repository, extraction.blob_store, current, burst=repository_def is not None
+        )
         handed = 0
-        if can_burst and len(new) >= current.burst_threshold:
-            rest = _hand_to_backfill(context, repository, new)
+        if repository_def is not None and len(new) >= current.burst_threshold:
+            rest = _hand_to_backfill(context, repository_def, repository, new)
             handed, new = len(new) - len(rest), rest
         # Files queued by a tick that died before its runs were created: ask again, same run key;
         # files of a backfill that will never run them, likewise.
@@ -152,24 +154,21 @@ def _queue_new_files(
     return new, settled_count
 
 
-def _hand_to_backfill(context: dg.SensorEvaluationContext, repository: Any, items: list[Any]) -> list[Any]:
+def _hand_to_backfill(
+    context: dg.SensorEvaluationContext, repository_def: Any, repository: Any, items: list[Any]
+) -> list[Any]:
     """A burst: the files go to one asset backfill (multi-file runs, ``backfill_batch_size`` files
     each, at most 2 at once: dagster.yaml keeps run slots for single uploads). Returns the files it
-    could not take (no code location to build it from, or it could not be stored): those get one
-    run each, as usual."""
-    if context.repository_def is None:
-        return items
+    could not take (the backfill could not be stored): those get one run each, as usual."""
     backfill_id = dagster_internals.new_backfill_id()
     handed = repository.hand_to_backfill([item.id for item in items], backfill_id)
     if not handed:
         return []
     keys = [item.partition_key for item in handed]
     try:
-        context.instance.add_dynamic_partitions(PARTITIONS_NAME, keys)
-        dagster_internals.add_asset_partition_backfill(
+        launch_asset_backfill(
             context.instance,
-            dagster_internals.asset_graph_of(context.repository_def),
-            [ASSET_KEY],
+            dagster_internals.asset_graph_of(repository_def),
             keys,
             title=f"{len(keys)} uploads at once (files {keys[0]} to {keys[-1]})",
             description=f"{len(keys)} file(s) uploaded at once, launched by the upload sensor ({SENSOR_NAME})",

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, null, or_, select, update
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
+from extraction_pipeline.persistence.files import locked_files
 from extraction_pipeline.persistence.models import CloudFile
 from extraction_pipeline.persistence.state import (
     ACTIVE_STATUSES,
@@ -37,6 +38,15 @@ class QueuedFile:
     @property
     def partition_key(self) -> str:
         return str(self.id)
+
+
+def _queued_for_backfill(backfill_id: str) -> tuple[Any, ...]:
+    """SQL conditions: the file is still ``queued`` for the backfill ``backfill_id``."""
+    status = CloudFile.extraction_status
+    return (
+        status["status"].as_string() == FileStatus.QUEUED.value,
+        status["backfill_id"].as_string() == backfill_id,
+    )
 
 
 class Queueing(Store):
@@ -146,13 +156,7 @@ class Queueing(Store):
         Files no longer queued (cancelled or deleted meanwhile) are left alone and not returned."""
         handed: list[QueuedFile] = []
         with translate_db_errors(self.url), self.sessions.begin() as session:
-            rows = session.scalars(
-                select(CloudFile)
-                .where(CloudFile.id.in_(sorted(set(ids))))
-                .order_by(CloudFile.id)
-                .with_for_update()
-            )
-            for row in rows:
+            for row in locked_files(session, ids):
                 status = dict(row.extraction_status or {})
                 if status_of_document(status) != FileStatus.QUEUED:
                     continue
@@ -181,13 +185,9 @@ class Queueing(Store):
     def release_from_backfill(self, backfill_id: str, limit: int) -> list[QueuedFile]:
         """Up to ``limit`` files still queued for a backfill that will never run them become the
         sensor's again (``backfill`` off, ``updated_at`` now); returns them with their generation."""
-        status = CloudFile.extraction_status
         query = (
             select(CloudFile)
-            .where(
-                status["status"].as_string() == FileStatus.QUEUED.value,
-                status["backfill_id"].as_string() == backfill_id,
-            )
+            .where(*_queued_for_backfill(backfill_id))
             .order_by(CloudFile.id)
             .limit(limit)
             .with_for_update()
@@ -205,15 +205,8 @@ class Queueing(Store):
 
     def queued_for_backfill(self, backfill_id: str, limit: int) -> list[int]:
         """Ids of files still queued for ``backfill_id`` (at most ``limit``)."""
-        status = CloudFile.extraction_status
         query = (
-            select(CloudFile.id)
-            .where(
-                status["status"].as_string() == FileStatus.QUEUED.value,
-                status["backfill_id"].as_string() == backfill_id,
-            )
-            .order_by(CloudFile.id)
-            .limit(limit)
+            select(CloudFile.id).where(*_queued_for_backfill(backfill_id)).order_by(CloudFile.id).limit(limit)
         )
         with translate_db_errors(self.url), self.sessions() as session:
             return list(session.scalars(query))

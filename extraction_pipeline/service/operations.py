@@ -166,22 +166,12 @@ def launch_backfill(
     ``backfill_id``: the id given to ``queue_backfill``. If this fails, the upload sensor requests
     the files one run each once the requeue grace has passed (their backfill does not exist)."""
     from extraction_pipeline.definitions import defs
-    from extraction_pipeline.orchestration.assets import ASSET_KEY
-    from extraction_pipeline.orchestration.dagster_internals import (
-        add_asset_partition_backfill,
-        asset_graph_of,
-    )
-    from extraction_pipeline.orchestration.partitions import cloud_files_partitions
+    from extraction_pipeline.orchestration.assets import launch_asset_backfill
+    from extraction_pipeline.orchestration.dagster_internals import asset_graph_of
 
-    name = cloud_files_partitions.name
-    existing = set(instance.get_dynamic_partitions(name))
-    new = [key for key in keys if key not in existing]
-    for start in range(0, len(new), 10_000):
-        instance.add_dynamic_partitions(name, new[start : start + 10_000])
-    return add_asset_partition_backfill(
+    return launch_asset_backfill(
         instance,
         asset_graph_of(defs),
-        [ASSET_KEY],
         keys,
         title=title,
         description=f"{len(keys)} file(s), launched by {launched_by}",
