@@ -128,6 +128,7 @@ def measure_latency(
         "p50_s": round(_quantile(latencies, 0.50), 2),
         "p95_s": round(_quantile(latencies, 0.95), 2),
         "max_s": round(latencies[-1], 2) if latencies else None,
+        "phases": _phases(deploy, states, committed),
         "failures": failures,
     }
 
@@ -149,6 +150,67 @@ def _burst_runs(deploy: Deployment, states: dict[int, dict[str, Any]], ids: list
     run_ids = list({s["run_id"] for i in ids if (s := states[i]).get("run_id")})
     with deploy.instance() as instance:
         return list(instance.get_run_records(RunsFilter(run_ids=run_ids))) if run_ids else []
+
+
+def _phases(
+    deploy: Deployment, states: dict[int, dict[str, Any]], committed: dict[int, float]
+) -> dict[str, Any]:
+    """Where the latency of single uploads goes, from Dagster's event log (p50/p95/max seconds):
+    ``sensor`` commit -> run created, ``queue`` created -> launched (STARTING), ``worker_start``
+    launched -> the run worker's RUN_START, ``steps`` RUN_START -> the file final."""
+    from dagster import DagsterEventType
+
+    marks: dict[str, list[float]] = {"sensor": [], "queue": [], "worker_start": [], "steps": []}
+    with deploy.instance() as instance:
+        for file_id, commit in committed.items():
+            state = states.get(file_id) or {}
+            run_id = state.get("run_id")
+            record = instance.get_run_record_by_id(run_id) if run_id else None
+            if record is None or not state.get("completed_at"):
+                continue
+            created = record.create_timestamp.timestamp()
+            starting = [e.timestamp for e in instance.all_logs(run_id, of_type=DagsterEventType.RUN_STARTING)]
+            started = [e.timestamp for e in instance.all_logs(run_id, of_type=DagsterEventType.RUN_START)]
+            if not starting or not started:
+                continue
+            marks["sensor"].append(created - commit)
+            marks["queue"].append(min(starting) - created)
+            marks["worker_start"].append(min(started) - min(starting))
+            marks["steps"].append(completed_at(state) - min(started))
+    summary: dict[str, Any] = {}
+    for name, values in marks.items():
+        values.sort()
+        summary[name] = (
+            {
+                "p50_s": round(_quantile(values, 0.5), 2),
+                "p95_s": round(_quantile(values, 0.95), 2),
+                "max_s": round(values[-1], 2),
+            }
+            if values
+            else None
+        )
+    return summary
+
+
+def _run_steps(deploy: Deployment, records: list[Any]) -> list[dict[str, Any]]:
+    """Each burst run's timeline: launched, worker started and run ended (seconds after the run was
+    created), and each step's duration; where a multi-file run spends its time."""
+    from dagster import DagsterEventType
+
+    timelines = []
+    with deploy.instance() as instance:
+        for record in sorted(records, key=lambda r: r.create_timestamp):
+            run_id = record.dagster_run.run_id
+            created = record.create_timestamp.timestamp()
+            starting = [e.timestamp for e in instance.all_logs(run_id, of_type=DagsterEventType.RUN_STARTING)]
+            line: dict[str, Any] = {"launched": round(min(starting) - created, 2) if starting else None}
+            line["started"] = round(record.start_time - created, 2) if record.start_time else None
+            for stat in instance.get_run_step_stats(run_id):
+                if stat.end_time and stat.start_time:
+                    line[stat.step_key.rsplit(".", 1)[-1]] = round(stat.end_time - stat.start_time, 2)
+            line["ended"] = round(record.end_time - created, 2) if record.end_time else None
+            timelines.append(line)
+    return timelines
 
 
 def _failures(states: dict[int, dict[str, Any]], ids: list[int], mix: list[Template], what: str) -> list[str]:
@@ -259,6 +321,7 @@ def measure_burst(
         "ratio_vs_raw": round(wall / raw_s, 3) if raw_s > 0 else None,
         "first_run_started_after_s": round(min(starts) - started, 2) if starts else None,
         "runs": len(records),
+        "run_timelines": _run_steps(deploy, records),
         "runs_of_backfills": sum(1 for r in records if "dagster/backfill" in r.dagster_run.tags),
         "backfills": backfills,
         "bytes": sum(p.stat().st_size for p, _ in blob_files),
@@ -271,6 +334,7 @@ def measure_burst(
             "p50_s": round(_quantile(latencies, 0.50), 2),
             "p95_s": round(_quantile(latencies, 0.95), 2),
             "max_s": round(latencies[-1], 2) if latencies else None,
+            "phases": _phases(deploy, second, committed),
         },
         "failures": failures,
     }
