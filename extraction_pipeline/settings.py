@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from extraction_pipeline.extraction.text import DEFAULT_MAX_TEXT_CHARS
+
 MIB = 1024 * 1024
 
 
@@ -115,6 +117,7 @@ _VARIABLES: dict[str, _Variable] = {
     "burst_threshold": _Variable("EXTRACTION_BURST_THRESHOLD", int, 10, low=1),
     "burst_batch_size": _Variable("EXTRACTION_BURST_BATCH_SIZE", int, 500, low=1),
     "backfill_niceness": _Variable("EXTRACTION_BACKFILL_NICENESS", int, 10, low=0, high=19),
+    "max_text_chars": _Variable("EXTRACTION_MAX_TEXT_CHARS", int, DEFAULT_MAX_TEXT_CHARS, low=0),
 }
 
 
@@ -197,6 +200,8 @@ class Settings:
     # The CPU priority (Unix niceness) of backfill runs and their workers, a burst's included: a
     # single upload made meanwhile gets the CPU first (0: same priority as every run).
     backfill_niceness: int = 10
+    # Most characters of a file's text kept (`extract --text`); past it the text is cut, `truncated`.
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -232,6 +237,7 @@ class Settings:
             burst_threshold=read["burst_threshold"],
             burst_batch_size=read["burst_batch_size"],
             backfill_niceness=read["backfill_niceness"],
+            max_text_chars=read["max_text_chars"],
         )
 
     @property

@@ -141,8 +141,9 @@ def fact_lines(facts: Iterable[format_table.Fact], metadata: dict[str, Any]) -> 
     return lines
 
 
-def format_summary(envelope: dict[str, Any]) -> str:
-    """A few lines a person can read: name, format, status, key figures, warnings, error.
+def format_summary(envelope: dict[str, Any], *, with_text: bool = False) -> str:
+    """A few lines a person can read: name, format, status, key figures, warnings, error (and,
+    ``with_text``, the text, indented).
 
     Empty values (None, "", [], {}) are left out: no line says ``title:`` with nothing after it.
     """
@@ -165,6 +166,14 @@ def format_summary(envelope: dict[str, Any]) -> str:
     if error:
         message = figure(error.get("message"), width=2000)
         lines.append(f"  error: {error['code']} ({error['kind']})" + (f": {message}" if message else ""))
+    if with_text and envelope["status"] == "succeeded":
+        text = envelope.get("text")
+        if text is None:
+            lines.append("  text: none")
+        else:
+            cut = " (cut at the limit)" if envelope.get("text_truncated") else ""
+            lines.append(f"  text: {len(text)} characters{cut}")
+            lines.extend(f"    {line}" for line in text.splitlines())
     return "\n".join(lines)
 
 
@@ -191,13 +200,26 @@ def format_summary(envelope: dict[str, Any]) -> str:
     default=None,
     help="Files extracted in parallel, each in its own process [default: EXTRACTION_WORKERS or 1].",
 )
+@click.option(
+    "--text",
+    "with_text",
+    is_flag=True,
+    help='Also extract the plain text (JSON: "text", null when the file has none, and "text_truncated"; '
+    "at most EXTRACTION_MAX_TEXT_CHARS characters).",
+)
 def extract(
-    paths: tuple[Path, ...], as_json: bool, timeout: float | None, memory_mb: int | None, workers: int | None
+    paths: tuple[Path, ...],
+    as_json: bool,
+    timeout: float | None,
+    memory_mb: int | None,
+    workers: int | None,
+    with_text: bool,
 ) -> None:
     """Detect and extract local files (directories recursively), each in an isolated worker.
 
     Exit code 0 when every file succeeded, 1 when any failed, 2 for a usage or input error.
     """
+    from extraction_pipeline.extraction.envelope import TEXT_KEYS
     from extraction_pipeline.extraction.workers import WorkerPool
     from extraction_pipeline.settings import Settings, SettingsError
 
@@ -216,12 +238,15 @@ def extract(
     size = min(workers or settings.extraction_workers, len(files))
     overrides["size"] = size
 
+    text_chars = settings.max_text_chars if with_text else None
+    hidden = None if with_text else set(TEXT_KEYS)
+
     def one(pool: WorkerPool, path: Path) -> dict[str, Any]:
         try:
-            envelope = pool.extract(path)
+            envelope = pool.extract(path, max_text_chars=text_chars)
         except OSError as exc:  # vanished or became unreadable after it was listed
             raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="PATH") from None
-        return envelope.model_dump(mode="json")
+        return envelope.model_dump(mode="json", exclude=hidden)
 
     results: list[dict[str, Any]] = []
     with WorkerPool.from_settings(settings, **overrides) as pool:
@@ -236,7 +261,7 @@ def extract(
             for data in envelopes:  # in input order
                 results.append(data)
                 if not as_json:
-                    click.echo(format_summary(data))
+                    click.echo(format_summary(data, with_text=with_text))
         finally:
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
@@ -306,8 +331,11 @@ def envelope_json_schema() -> dict[str, Any]:
     schema = described.model_json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Envelope"
-    # Every key is always present in what `extract --json` prints, defaults included.
-    schema["required"] = list(schema.get("properties", {}))
+    # Every key is always present in what `extract --json` prints, defaults included; the text's
+    # keys only with `--text`.
+    from extraction_pipeline.extraction.envelope import TEXT_KEYS
+
+    schema["required"] = [key for key in schema.get("properties", {}) if key not in TEXT_KEYS]
     conditions = []
     for fmt, model in models.items():
         if model.__name__ not in schema.get("$defs", {}):

@@ -77,7 +77,15 @@ class Envelope(BaseModel):
     error: ErrorInfo | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     duration_ms: int = 0
+    # Only with `extract --text` (see ``TEXT_KEYS``): the file's plain text (None: it carries none),
+    # and whether it was cut at `EXTRACTION_MAX_TEXT_CHARS`.
+    text: str | None = None
+    text_truncated: bool = False
 
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+
+# The envelope's keys that `extract --json` prints only with `--text`.
+TEXT_KEYS = frozenset({"text", "text_truncated"})

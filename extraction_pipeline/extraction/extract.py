@@ -50,8 +50,13 @@ def extract_file(
     filename: str | None = None,
     *,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    max_text_chars: int | None = None,
 ) -> Envelope:
-    """Detect and extract ``path``; every failure becomes a failed envelope, never an exception."""
+    """Detect and extract ``path``; every failure becomes a failed envelope, never an exception.
+
+    ``max_text_chars``: also gather the file's plain text, at most that many characters (None: no
+    text, the envelope's ``text`` stays None).
+    """
     started = time.perf_counter()
     path = Path(path)
     name = printable_name(filename if filename is not None else path.name)
@@ -70,9 +75,14 @@ def extract_file(
         if module is None:
             raise UnsupportedFormat(f"the content is not {format_table.supported_formats_text()}")
         extractor = ExtractorInfo(name=module.NAME, version=module.VERSION)
-        context = ExtractionContext(detection=detection, filename=name, max_bytes=max_bytes)
+        context = ExtractionContext(
+            detection=detection, filename=name, max_bytes=max_bytes, max_text_chars=max_text_chars
+        )
         result = module.extract(path, context)
         warnings.extend(result.warnings)
+        text = result.text
+        if text is not None and text.truncated:
+            warnings.append(f"the text was cut at {text.limit} characters (EXTRACTION_MAX_TEXT_CHARS)")
         return Envelope(
             file=info,
             format=str(detection.format),
@@ -83,6 +93,8 @@ def extract_file(
             warnings=warnings,
             metadata=result.metadata.model_dump(mode="json", by_alias=True),
             duration_ms=_elapsed_ms(started),
+            text=text.text() if text is not None else None,
+            text_truncated=text is not None and text.truncated,
         )
     except ExtractionError as exc:
         error = ErrorInfo.from_exception(exc)
@@ -90,7 +102,9 @@ def extract_file(
         error = ErrorInfo(kind="permanent", code="out_of_memory", message="the extraction ran out of memory")
     except Exception as exc:
         if is_extractor_fault(exc):  # the installation or our code, not the file
-            error = ErrorInfo.from_exception(ExtractorError(extractor_fault_message(f"{type(exc).__name__}: {exc}")))
+            error = ErrorInfo.from_exception(
+                ExtractorError(extractor_fault_message(f"{type(exc).__name__}: {exc}"))
+            )
         else:  # a parser library choking on the bytes: the file is unreadable
             error = ErrorInfo.from_exception(CorruptFile(f"{type(exc).__name__}: {exc}"[:2000]))
     return failed_envelope(

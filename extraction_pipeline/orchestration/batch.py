@@ -170,7 +170,12 @@ def left_by_crashed_parent(state: ExtractionState | None, run_id: str) -> bool:
 
 
 def unreadable(
-    repository: CloudFileRepository, run: RunAttempt, file_id: int, exc: Exception, *, job_id: int | None = None
+    repository: CloudFileRepository,
+    run: RunAttempt,
+    file_id: int,
+    exc: Exception,
+    *,
+    job_id: int | None = None,
 ) -> FileOutcome:
     """A file whose bytes could not be read: gone with its row (deleted meanwhile, the blob with it:
     nothing to record or retry), else a storage failure (transient until the last attempt)."""
@@ -345,7 +350,12 @@ def extract_files(
             add(unreadable(repository, run, file_id, exc, job_id=job_id))
             continue
         if envelope.succeeded:
-            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=envelope.model_dump(mode="json"))
+            from extraction_pipeline.extraction.envelope import TEXT_KEYS  # loaded with the envelope
+
+            stored = envelope.model_dump(mode="json")
+            for key in TEXT_KEYS:  # the text is not the attempt's result
+                stored.pop(key, None)
+            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=stored)
             add(
                 FileOutcome(
                     file_id,

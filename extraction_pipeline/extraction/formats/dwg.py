@@ -89,9 +89,10 @@ def extract(path: Path, context: ExtractionContext) -> FormatResult:
     layer_names: list[str] | None = None
     entity_counts: dict[str, int] | None = None
     content_readable = False
+    text = context.text_collector()
     if header.version in EZDWG_VERSIONS:
         try:
-            layer_names, entity_counts = read_content(path, warnings)
+            layer_names, entity_counts = read_content(path, warnings, text)
             content_readable = True
         except (KeyboardInterrupt, SystemExit, MemoryError):
             raise
@@ -129,4 +130,4 @@ def extract(path: Path, context: ExtractionContext) -> FormatResult:
         modified_at=properties.modified_at,
         properties_source=properties.source,
     )
-    return FormatResult(metadata=metadata, warnings=warnings)
+    return FormatResult(metadata=metadata, warnings=warnings, text=text)

@@ -34,6 +34,7 @@ from extraction_pipeline.extraction.formats.dxf_facts import (
 )
 from extraction_pipeline.extraction.formats.dxf_loading import BINARY_SENTINEL, load_document
 from extraction_pipeline.extraction.formats.dxf_scan import RawScan, scan_raw
+from extraction_pipeline.extraction.formats.dxf_text import collect_text
 from extraction_pipeline.extraction.formats.dxf_title_block import title_block_attributes
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
@@ -129,4 +130,9 @@ def extract(path: Path, context: ExtractionContext) -> FormatResult:
         anonymous_block_count=anonymous,
         attribute_count=attribute_count,
     )
-    return FormatResult(metadata=metadata, warnings=warnings, variant="binary" if binary else "ascii")
+    text = context.text_collector()
+    if text is not None:
+        collect_text(doc, text)
+    return FormatResult(
+        metadata=metadata, warnings=warnings, variant="binary" if binary else "ascii", text=text
+    )

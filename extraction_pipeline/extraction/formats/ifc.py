@@ -27,7 +27,9 @@ from extraction_pipeline.extraction.formats.ifc_reading import (
 )
 from extraction_pipeline.extraction.formats.ifc_spatial import element_counts
 from extraction_pipeline.extraction.formats.ifc_spatial import storeys as read_storeys
+from extraction_pipeline.extraction.formats.ifc_text import collect_text
 from extraction_pipeline.extraction.formats.ifc_units import length_unit
+from extraction_pipeline.extraction.text import TextCollector
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "ifc"
@@ -78,13 +80,21 @@ def extract(path: Path, context: ExtractionContext) -> FormatResult:
                 model, logger = open_spf(inner_path, warnings)
             metadata = _metadata(model, logger, warnings)
             metadata.member = member
-        return FormatResult(metadata=metadata, warnings=warnings, variant="ifczip")
+            text = _text(model, context)
+        return FormatResult(metadata=metadata, warnings=warnings, variant="ifczip", text=text)
     if variant == "ifcxml":
         model, logger = open_ifcxml(path, inside_zip=False)
     else:
         model, logger = open_spf(path, warnings)
     metadata = _metadata(model, logger, warnings)
-    return FormatResult(metadata=metadata, warnings=warnings, variant=variant)
+    return FormatResult(metadata=metadata, warnings=warnings, variant=variant, text=_text(model, context))
+
+
+def _text(model: Any, context: ExtractionContext) -> TextCollector | None:
+    collector = context.text_collector()
+    if collector is not None:
+        collect_text(model, collector)
+    return collector
 
 
 def _metadata(model: Any, logger: Any, warnings: list[str]) -> IfcMetadata:

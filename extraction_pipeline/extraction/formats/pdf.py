@@ -15,6 +15,7 @@ from typing import Any
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile, EncryptedFile
+from extraction_pipeline.extraction.text import TextCollector
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "pdf"
@@ -129,7 +130,7 @@ def extract(path: Path, context: ExtractionContext) -> FormatResult:
     except Exception as exc:
         raise CorruptFile(_failure("MuPDF cannot open the PDF", exc, pymupdf)) from exc
     try:
-        return _extract_open(doc, warnings, pymupdf)
+        return _extract_open(doc, warnings, pymupdf, context.text_collector())
     finally:
         doc.close()
 
@@ -140,7 +141,7 @@ def _failure(what: str, exc: BaseException, pymupdf: Any) -> str:
     return f"{what}: " + "; ".join(d for d in details if d)
 
 
-def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
+def _extract_open(doc: Any, warnings: list[str], pymupdf: Any, text: TextCollector | None) -> FormatResult:
     # Only a user password stops us; an owner-only password opens with the empty one.
     if doc.needs_pass and not doc.authenticate(""):
         raise EncryptedFile("the PDF is encrypted with a user password; it cannot be read without it")
@@ -161,7 +162,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
             raise CorruptFile("the PDF has no pages, even after rebuilding its cross-reference table")
         info = doc.metadata or info
 
-    pages = _scan_pages(doc, page_count, warnings, pymupdf)
+    pages = _scan_pages(doc, page_count, warnings, pymupdf, text)
     if pages["unreadable_pages"] == page_count:
         raise CorruptFile(f"none of the {page_count} pages of the PDF can be read")
 
@@ -209,7 +210,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any) -> FormatResult:
             "some objects of the PDF could not be read and were skipped, so the metadata may be incomplete "
             f"(MuPDF: {'; '.join(lost)})"
         )
-    return FormatResult(metadata=metadata, warnings=warnings)
+    return FormatResult(metadata=metadata, warnings=warnings, text=text)
 
 
 def _lost_objects(pymupdf: Any) -> list[str]:
@@ -228,7 +229,10 @@ def _page_count(doc: Any) -> int:
         raise CorruptFile(f"the page tree of the PDF cannot be read: {exc}") from exc
 
 
-def _scan_pages(doc: Any, page_count: int, warnings: list[str], pymupdf: Any) -> dict[str, Any]:
+def _scan_pages(
+    doc: Any, page_count: int, warnings: list[str], pymupdf: Any, text: TextCollector | None = None
+) -> dict[str, Any]:
+    """Per page: size, rotation, annotations, characters and images; ``text`` gets each page's text."""
     mupdf = pymupdf.mupdf
     # Text as pdftotext would give it (ligatures expanded, clipped to the page) plus image blocks.
     flags = (pymupdf.TEXTFLAGS_TEXT & ~pymupdf.TEXT_PRESERVE_LIGATURES) | pymupdf.TEXT_PRESERVE_IMAGES
@@ -254,7 +258,7 @@ def _scan_pages(doc: Any, page_count: int, warnings: list[str], pymupdf: Any) ->
             if page.rotation % 360:
                 totals["rotated_pages"] += 1
             _count_annotations(page, mupdf, annotation_types, totals)
-            chars, usable, images, image_share = _page_content(page, flags, pymupdf)
+            chars, usable, images, image_share = _page_content(page, flags, pymupdf, text)
         except Exception as exc:  # one damaged page must not hide the rest of the document
             totals["unreadable_pages"] += 1
             failures.append(f"page {number + 1}: {type(exc).__name__}: {exc}")
@@ -295,8 +299,11 @@ def _count_annotations(page: Any, mupdf: Any, types: dict[str, int], totals: dic
             totals["widgets"] += 1
 
 
-def _page_content(page: Any, flags: int, pymupdf: Any) -> tuple[int, int, int, float]:
-    """Non-whitespace characters, of which mapped to Unicode, image count and share covered by images.
+def _page_content(
+    page: Any, flags: int, pymupdf: Any, collector: TextCollector | None = None
+) -> tuple[int, int, int, float]:
+    """Non-whitespace characters, of which mapped to Unicode, image count and share covered by images;
+    ``collector`` gets the page's text in reading order (MuPDF's blocks sorted top-left first).
 
     The image count follows ``pdfimages -list``: one per placement (inline images and stencil masks
     included), plus one more when the image carries a soft mask or mask image of its own.
@@ -307,6 +314,8 @@ def _page_content(page: Any, flags: int, pymupdf: Any) -> tuple[int, int, int, f
     try:
         text = textpage.extractText()
         images = textpage.extractIMGINFO()
+        if collector is not None and not collector.full:
+            collector.add(textpage.extractText(sort=True))
     finally:
         del textpage, stext
     chars = len("".join(text.split()))

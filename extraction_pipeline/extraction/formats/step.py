@@ -37,6 +37,7 @@ from extraction_pipeline.extraction.formats.step_header import (  # noqa: F401  
     decode_step_string,
     read_header,
 )
+from extraction_pipeline.extraction.formats.step_text import collect_text
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
 NAME = "step"
@@ -71,13 +72,18 @@ class StepMetadata(FormatMetadata):
 
 def extract(path: Path, context: ExtractionContext) -> FormatResult:
     warnings: list[str] = []
+    text = context.text_collector()
     if context.detection.details.get("container") == "zip":
         with _zip_member(path, context, warnings) as member:
             metadata = _extract_plain(member, warnings)
+            if text is not None:
+                collect_text(member, text)
         metadata.container = "zip"
     else:
         metadata = _extract_plain(path, warnings)
-    return FormatResult(metadata=metadata, warnings=warnings)
+        if text is not None:
+            collect_text(path, text)
+    return FormatResult(metadata=metadata, warnings=warnings, text=text)
 
 
 def _extract_plain(path: Path, warnings: list[str]) -> StepMetadata:

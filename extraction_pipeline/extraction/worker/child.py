@@ -72,12 +72,15 @@ def worker_main(
             return
         if request is None:
             return
-        path, name = request
+        path, name, *rest = request
+        options: dict[str, Any] = rest[0] if rest and isinstance(rest[0], dict) else {}
         reply: dict[str, Any]
         try:
             if fault_injection:
                 inject_fault(path)
-            envelope = extract_file(path, name, max_bytes=max_bytes)
+            envelope = extract_file(
+                path, name, max_bytes=max_bytes, max_text_chars=options.get("max_text_chars")
+            )
             reply = {"envelope": envelope.model_dump(mode="json")}
         except MemoryError:
             reply = {"memory_error": "the extraction ran out of memory"}

@@ -136,17 +136,32 @@ class WorkerPool:
     # -- public API ------------------------------------------------------------------------
 
     def extract(
-        self, path: str | Path, filename: str | None = None, *, attempt: int = 1, max_attempts: int = 1
+        self,
+        path: str | Path,
+        filename: str | None = None,
+        *,
+        attempt: int = 1,
+        max_attempts: int = 1,
+        max_text_chars: int | None = None,
     ) -> Envelope:
         """Extract ``path`` in a worker; failures of any kind come back as a failed envelope.
 
+        ``max_text_chars``: the worker also gathers the file's text (``extract_file``).
         Raises ``OSError`` when the file cannot be read at all (as ``extract_file`` does) and
         ``WorkerPoolClosed`` after ``close()``.
         """
-        return self.run(path, filename, attempt=attempt, max_attempts=max_attempts).envelope
+        return self.run(
+            path, filename, attempt=attempt, max_attempts=max_attempts, max_text_chars=max_text_chars
+        ).envelope
 
     def run(
-        self, path: str | Path, filename: str | None = None, *, attempt: int = 1, max_attempts: int = 1
+        self,
+        path: str | Path,
+        filename: str | None = None,
+        *,
+        attempt: int = 1,
+        max_attempts: int = 1,
+        max_text_chars: int | None = None,
     ) -> WorkerResult:
         """Like ``extract``, and also tell which worker served the file and what became of it."""
         if os.getpid() != self._owner_pid:
@@ -159,7 +174,7 @@ class WorkerPool:
             pass
         slot = self._acquire()
         try:
-            return self._run_on(slot, path, name, attempt, max_attempts)
+            return self._run_on(slot, path, name, attempt, max_attempts, max_text_chars)
         finally:
             self._release(slot)
 
@@ -245,7 +260,9 @@ class WorkerPool:
             with self._cond:
                 self._peak_rss = max(self._peak_rss, value)
 
-    def _run_on(self, slot: _Slot, path: Path, name: str, attempt: int, max_attempts: int) -> WorkerResult:
+    def _run_on(
+        self, slot: _Slot, path: Path, name: str, attempt: int, max_attempts: int, max_text_chars: int | None
+    ) -> WorkerResult:
         worker = slot.worker
         for _ in range(2):
             if worker is None or not worker.alive():
@@ -267,7 +284,10 @@ class WorkerPool:
             started = time.monotonic()
             oom_before = self._oom_baseline.counts()
             try:
-                send_message(worker.conn, [str(path), name])
+                request: list[Any] = [str(path), name]
+                if max_text_chars is not None:
+                    request.append({"max_text_chars": max_text_chars})
+                send_message(worker.conn, request)
                 break
             except (OSError, ValueError):  # it died while idle and never saw the file: start afresh
                 log.warning("extraction worker %s was gone; starting another", worker.pid)
