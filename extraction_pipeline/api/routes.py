@@ -1,4 +1,4 @@
-"""``/v1/files``: upload, status, list, retry, cancel, delete.
+"""``/v1/files``: upload, status, list, retry, cancel, delete; ``/v1/search``.
 
 Routes only parse and map: the work is ``extraction_pipeline.service``'s, shared with the CLI.
 Every route that touches the database or the blob store is a plain ``def`` (FastAPI runs it in its
@@ -7,6 +7,7 @@ thread pool) or awaits a thread, so no request blocks the event loop and the oth
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -93,6 +94,20 @@ def list_files(
         after_id = int(cursor)
     items, next_id = list_page(ctx.repository, status=status, fmt=format, limit=limit, after_id=after_id)
     return {"items": items, "next_cursor": str(next_id) if next_id is not None else None}
+
+
+@router.get("/search", tags=["search"], responses={400: error_schema()})
+def search_files(
+    ctx: Context,
+    q: str,
+    format: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> list[dict[str, Any]]:
+    """Files whose text matches `q`, best first, as `search --json`: words, "phrases", -word, or."""
+    formats = format_table.format_names(unknown=False)
+    if format is not None and format not in formats:
+        raise ApiError(400, f"format must be one of {', '.join(formats)}")
+    return [asdict(hit) for hit in ctx.repository.search(q, fmt=format, limit=limit)]
 
 
 @router.post("/files/{file_id}/retry", responses={code: error_schema() for code in (404, 409)})

@@ -24,6 +24,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "cancel": "operations",
     "backfill": "operations",
     "delete": "delete",
+    "search": "search",
     "serve": "serve",
     "quickstart": "quickstart",
     "daemon": "daemon",

@@ -350,12 +350,8 @@ def extract_files(
             add(unreadable(repository, run, file_id, exc, job_id=job_id))
             continue
         if envelope.succeeded:
-            from extraction_pipeline.extraction.envelope import TEXT_KEYS  # loaded with the envelope
-
-            stored = envelope.model_dump(mode="json")
-            for key in TEXT_KEYS:  # the text is not the attempt's result
-                stored.pop(key, None)
-            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=stored)
+            # The text rides along until ``materialize`` moves it into cloud_file_text.
+            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=envelope.model_dump(mode="json"))
             add(
                 FileOutcome(
                     file_id,

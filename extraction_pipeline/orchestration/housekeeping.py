@@ -68,8 +68,8 @@ def build_housekeeping_sensor(settings: Settings) -> dg.SensorDefinition:
         done: list[str] = []
 
         rows = housekeeping.delete_orphan_rows(repository)
-        if rows.jobs or rows.metadata:
-            done.append(f"{rows.jobs} attempt(s) and {rows.metadata} metadata row(s)")
+        if rows.jobs or rows.metadata or rows.texts:
+            done.append(f"{rows.jobs} attempt(s), {rows.metadata} metadata and {rows.texts} text row(s)")
 
         name = cloud_files_partitions.name
         if name is not None:

@@ -108,11 +108,17 @@ class ExtractionResource(dg.ConfigurableResource):
 
     def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int) -> Envelope:
         """Extract one file: in a warm isolated worker (kept for the whole run) or in-process."""
+        # The text too (for search), unless EXTRACTION_MAX_TEXT_CHARS is 0.
+        text_chars = self.settings.max_text_chars or None
         if not self.isolated:
             from extraction_pipeline.extraction.extract import extract_file
 
-            return extract_file(path, filename, max_bytes=self.settings.max_file_bytes)
-        return self._worker_pool().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
+            return extract_file(
+                path, filename, max_bytes=self.settings.max_file_bytes, max_text_chars=text_chars
+            )
+        return self._worker_pool().extract(
+            path, filename, attempt=attempt, max_attempts=max_attempts, max_text_chars=text_chars
+        )
 
     def prestart_worker(self) -> None:
         """Boot an isolated worker in the background now: the run's first ``extract`` finds it warm

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, func, select, update
+from sqlalchemy import CursorResult, Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
 from extraction_pipeline.persistence.files import locked_files
-from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
+from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, CloudFileText, ExtractionJob
 from extraction_pipeline.persistence.state import (
     OPEN_JOB_STATUSES,
     FileStatus,
@@ -170,10 +170,13 @@ class Attempts(Store):
                 )
             }
             values = []
+            texts = _TextRows()
             for row in rows:
                 if status_of(row) == FileStatus.CANCELLED:
                     continue
                 file_id, job_id, envelope, summary = by_file[row.id]
+                if "text" in envelope:  # the attempt gathered the text (EXTRACTION_MAX_TEXT_CHARS > 0)
+                    texts.set(file_id, envelope["text"], bool(envelope.get("text_truncated")))
                 values.append(
                     {
                         "cloud_file_id": file_id,
@@ -192,6 +195,7 @@ class Attempts(Store):
                 apply_status(row, FileStatus.SUCCEEDED, format=envelope["format"], job_id=job_id, error=None)
                 done.add(file_id)
             _upsert_metadata(session, values)
+            texts.write(session)
         return done
 
     # -- files that are not extracted ------------------------------------------------------------------
@@ -309,6 +313,13 @@ class Attempts(Store):
                     .order_by(ExtractionJob.id)
                 )
             }
+            source_texts = {
+                item.cloud_file_id: item
+                for item in session.scalars(
+                    select(CloudFileText).where(CloudFileText.cloud_file_id.in_(source_ids))
+                )
+            }
+            texts = _TextRows()
             values = []
             for row in rows:
                 source_id = sources[row.id]
@@ -340,7 +351,13 @@ class Attempts(Store):
                     deduplicated_from=source_id,
                 )
                 done[row.id] = source_id
+                source_text = source_texts.get(source_id)
+                if source_text is not None:
+                    texts.set(row.id, source_text.text, source_text.truncated)
+                else:
+                    texts.set(row.id, None, False)
             _upsert_metadata(session, values)
+            texts.write(session)
         return done
 
 
@@ -357,6 +374,36 @@ def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
     )
     session.execute(statement)
 
+
+class _TextRows:
+    """The ``cloud_file_text`` rows a transaction writes: upserted, or deleted when a file now has no
+    text (a re-extraction of a file whose text is gone)."""
+
+    def __init__(self) -> None:
+        self.upserts: list[dict[str, Any]] = []
+        self.deletes: list[int] = []
+
+    def set(self, file_id: int, text: str | None, truncated: bool) -> None:
+        if text:
+            self.upserts.append(
+                {"cloud_file_id": file_id, "text": text, "char_count": len(text), "truncated": truncated}
+            )
+        else:
+            self.deletes.append(file_id)
+
+    def write(self, session: Session) -> None:
+        if self.deletes:
+            session.execute(delete(CloudFileText).where(CloudFileText.cloud_file_id.in_(self.deletes)))
+        if not self.upserts:
+            return
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        table_ = cast(Table, CloudFileText.__table__)
+        statement = insert(table_).values(self.upserts)
+        statement = statement.on_conflict_do_update(
+            index_elements=[table_.c.cloud_file_id],
+            set_={key: statement.excluded[key] for key in ("text", "char_count", "truncated")},
+        )
+        session.execute(statement)
 
 
 @dataclass(frozen=True)

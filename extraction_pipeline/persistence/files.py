@@ -11,7 +11,13 @@ from sqlalchemy import delete, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from extraction_pipeline.persistence.database import Store, translate_db_errors
-from extraction_pipeline.persistence.models import RUN_ID_SQL, CloudFile, CloudFileMetadata, ExtractionJob
+from extraction_pipeline.persistence.models import (
+    RUN_ID_SQL,
+    CloudFile,
+    CloudFileMetadata,
+    CloudFileText,
+    ExtractionJob,
+)
 from extraction_pipeline.persistence.state import (
     FINAL_STATUSES,
     OPEN_JOB_STATUSES,
@@ -209,7 +215,7 @@ class FileQueries(Store):
     def delete_files(self, ids: Iterable[int]) -> list[DeletedFile]:
         """Delete the files of ``ids`` that exist and return them (their blobs are the caller's).
 
-        The attempts and the metadata are deleted explicitly rather than left to ``ON DELETE
+        The attempts, the metadata and the text are deleted explicitly rather than left to ``ON DELETE
         CASCADE``: a SQLite connection opened without ``PRAGMA foreign_keys`` would keep them."""
         wanted = sorted(set(ids))
         if not wanted:
@@ -225,6 +231,7 @@ class FileQueries(Store):
             if gone:
                 session.execute(delete(ExtractionJob).where(ExtractionJob.cloud_file_id.in_(gone)))
                 session.execute(delete(CloudFileMetadata).where(CloudFileMetadata.cloud_file_id.in_(gone)))
+                session.execute(delete(CloudFileText).where(CloudFileText.cloud_file_id.in_(gone)))
                 session.execute(delete(CloudFile).where(CloudFile.id.in_(gone)))
         return [DeletedFile(id=file_id, storage_uri=uri) for file_id, uri in found]
 

@@ -19,7 +19,7 @@ from sqlalchemy import CursorResult, delete, exists, select
 
 from extraction_pipeline.persistence.blobs import ListableBlobStore
 from extraction_pipeline.persistence.database import Store, translate_db_errors
-from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, ExtractionJob
+from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, CloudFileText, ExtractionJob
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,14 @@ class OrphanRows:
 
     jobs: int = 0
     metadata: int = 0
+    texts: int = 0
 
 
 def orphan_row_file_ids(store: Store, *, limit: int = MAX_DELETIONS) -> list[int]:
     """File ids that attempts or metadata rows name but ``cloud_files`` no longer holds (at most ``limit``)."""
     no_file_for_job = ~exists().where(CloudFile.id == ExtractionJob.cloud_file_id)
     no_file_for_metadata = ~exists().where(CloudFile.id == CloudFileMetadata.cloud_file_id)
+    no_file_for_text = ~exists().where(CloudFile.id == CloudFileText.cloud_file_id)
     with translate_db_errors(store.url), store.sessions() as session:
         from_jobs = session.scalars(
             select(ExtractionJob.cloud_file_id).where(no_file_for_job).distinct().limit(limit)
@@ -62,11 +64,14 @@ def orphan_row_file_ids(store: Store, *, limit: int = MAX_DELETIONS) -> list[int
         from_metadata = session.scalars(
             select(CloudFileMetadata.cloud_file_id).where(no_file_for_metadata).limit(limit)
         ).all()
-    return sorted(set(from_jobs) | set(from_metadata))[:limit]
+        from_texts = session.scalars(
+            select(CloudFileText.cloud_file_id).where(no_file_for_text).limit(limit)
+        ).all()
+    return sorted(set(from_jobs) | set(from_metadata) | set(from_texts))[:limit]
 
 
 def delete_orphan_rows(store: Store, *, limit: int = MAX_DELETIONS) -> OrphanRows:
-    """Delete the attempts and metadata of at most ``limit`` files that no longer exist."""
+    """Delete the attempts, metadata and text of at most ``limit`` files that no longer exist."""
     ids = orphan_row_file_ids(store, limit=limit)
     if not ids:
         return OrphanRows()
@@ -84,9 +89,16 @@ def delete_orphan_rows(store: Store, *, limit: int = MAX_DELETIONS) -> OrphanRow
                 ~exists().where(CloudFile.id == CloudFileMetadata.cloud_file_id),
             )
         )
+        texts = session.execute(
+            delete(CloudFileText).where(
+                CloudFileText.cloud_file_id.in_(ids),
+                ~exists().where(CloudFile.id == CloudFileText.cloud_file_id),
+            )
+        )
     return OrphanRows(
         jobs=cast(CursorResult[Any], jobs).rowcount or 0,
         metadata=cast(CursorResult[Any], metadata).rowcount or 0,
+        texts=cast(CursorResult[Any], texts).rowcount or 0,
     )
 
 

@@ -147,3 +147,22 @@ class CloudFileMetadata(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
     warnings: Mapped[list[str]] = mapped_column(JSONType)
     extracted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CloudFileText(Base):
+    """A file's plain text (the envelope's ``text``), at most ``EXTRACTION_MAX_TEXT_CHARS`` characters.
+
+    Its full-text index is not declared here: it differs by backend and only migration 0005 makes
+    it (PostgreSQL: the generated ``tsv`` column and its GIN index; SQLite: the FTS5 table
+    ``cloud_file_text_fts`` kept in step by triggers). ``persistence/search.py`` queries it.
+    """
+
+    __tablename__ = "cloud_file_text"
+
+    # INTEGER PRIMARY KEY on SQLite: the rowid that the FTS5 index refers to.
+    cloud_file_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("cloud_files.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    text: Mapped[str] = mapped_column(Text)
+    char_count: Mapped[int] = mapped_column(Integer)
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

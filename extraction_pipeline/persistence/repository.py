@@ -4,7 +4,8 @@ Each group of queries lives in its own module and the class is only their sum:
 
 - ``files``: ``cloud_files`` uploads, reads and the status transitions of a run;
 - ``queueing``: pending files -> ``queued`` with a request generation, re-queueing, retries;
-- ``attempts``: ``extraction_jobs`` rows, from an attempt's start to its result and metadata;
+- ``attempts``: ``extraction_jobs`` rows, from an attempt's start to its result, metadata and text;
+- ``search``: full-text search over ``cloud_file_text``;
 - ``state``: the status rules (how an ``extraction_status`` document is written and read).
 
 The names other packages used from here stay importable from here.
@@ -12,8 +13,11 @@ The names other packages used from here stay importable from here.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from extraction_pipeline.persistence.attempts import Attempts
 from extraction_pipeline.persistence.files import FileQueries, NewFile
+from extraction_pipeline.persistence.models import CloudFileText
 from extraction_pipeline.persistence.queueing import QueuedFile, Queueing
 from extraction_pipeline.persistence.state import (
     ACTIVE_STATUSES,
@@ -22,6 +26,9 @@ from extraction_pipeline.persistence.state import (
     new_status,
     status_of,
 )
+
+if TYPE_CHECKING:
+    from extraction_pipeline.persistence.search import SearchHit
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -36,4 +43,14 @@ __all__ = [
 
 
 class CloudFileRepository(FileQueries, Queueing, Attempts):
-    """Typed access to ``cloud_files``, ``extraction_jobs`` and ``cloud_file_metadata``."""
+    """Typed access to ``cloud_files``, ``extraction_jobs``, ``cloud_file_metadata`` and ``cloud_file_text``."""
+
+    def search(self, query: str, *, fmt: str | None = None, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over the files' text, best first (``persistence/search.py``)."""
+        from extraction_pipeline.persistence.search import search
+
+        return search(self.engine, self.url, query, fmt=fmt, limit=limit)
+
+    def text_of(self, file_id: int) -> CloudFileText | None:
+        with self.sessions() as session:
+            return session.get(CloudFileText, file_id)

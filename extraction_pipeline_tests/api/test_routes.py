@@ -127,6 +127,7 @@ def test_every_route_but_healthz_needs_the_token(server: Server) -> None:
             ("POST", "/v1/files/1/cancel"),
             ("DELETE", "/v1/files/1"),
             ("POST", "/v1/backfills"),
+            ("GET", "/v1/search?q=pump"),
         ):
             response = client.request(method, path)
             assert error_of(response, 401) == {"code": "unauthorized", "message": message}
@@ -294,3 +295,27 @@ def test_backfill_needs_the_instance_and_registers_the_files(
         instance.dispose()
     again = server.client.post("/v1/backfills", json={"status": "failed"})
     assert again.json() == {"backfill_id": None, "files": 0, "skipped": 0}
+
+
+def test_search_answers_as_the_cli_and_refuses_a_bad_format(server: Server) -> None:
+    """The texts are stored as a run stores them (materialize); the server only reads them."""
+    housing = upload(server, "housing.pdf", make_pdf(text="pump housing"))
+    plan = upload(server, "plan.pdf", make_pdf(text="ground floor"))
+    repository = repository_of(server)
+    try:
+        for item, text in ((housing, "Pump housing P-4711-B"), (plan, "GROUND FLOOR PLAN, pump room")):
+            envelope = {"format": "pdf", "extractor": {"version": "1.0.0"}, "metadata": {}, "text": text}
+            assert repository.materialize_many([(item["id"], 0, envelope, {})]) == {item["id"]}
+    finally:
+        repository.dispose()
+    found = server.client.get("/v1/search", params={"q": '"P-4711-B" -room'})
+    assert found.status_code == 200, found.text
+    [hit] = found.json()
+    assert set(hit) == {"id", "filename", "format", "rank", "snippet"}
+    assert (hit["id"], hit["filename"], hit["format"]) == (housing["id"], "housing.pdf", "pdf")
+    both = server.client.get("/v1/search", params={"q": "pump", "format": "pdf", "limit": 5}).json()
+    assert {h["id"] for h in both} >= {housing["id"], plan["id"]}
+    assert server.client.get("/v1/search", params={"q": "pump", "format": "step"}).json() == []
+    assert server.client.get("/v1/search", params={"q": 'x" OR 1=1; -- ' * 1000}).status_code == 200
+    error_of(server.client.get("/v1/search", params={"q": "pump", "format": "docx"}), 400)
+    assert server.client.get("/v1/search").status_code == 422  # no q

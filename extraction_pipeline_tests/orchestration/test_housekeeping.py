@@ -254,11 +254,13 @@ def test_the_sensor_removes_the_partition_metadata_attempts_and_blob_of_a_delete
     assert not gone_blob.exists() and kept_blob.is_file()
     assert count_rows(any_app, "cloud_file_metadata", gone) == 0
     assert count_rows(any_app, "extraction_jobs", gone) == 0
+    assert count_rows(any_app, "cloud_file_text", gone) == 0
     assert any_app.repository.metadata_for(kept) is not None
+    assert count_rows(any_app, "cloud_file_text", kept) == 1
     reason = result.skip_reason.skip_message if result.skip_reason else ""
-    if any_app.url.startswith("sqlite"):  # PostgreSQL cascaded the attempt and the metadata at once
-        assert (
-            reason == "removed 1 attempt(s) and 1 metadata row(s), 1 partition(s), 1 blob(s) of deleted files"
+    if any_app.url.startswith("sqlite"):  # PostgreSQL cascaded the attempt, metadata and text at once
+        assert reason == (
+            "removed 1 attempt(s), 1 metadata and 1 text row(s), 1 partition(s), 1 blob(s) of deleted files"
         )
     else:
         assert reason == "removed 1 partition(s), 1 blob(s) of deleted files"
@@ -380,4 +382,6 @@ def test_the_quick_start_instance_keeps_skipped_ticks_a_day_and_a_run_slot_for_u
         # A backfill (a burst of uploads) takes one of the two run slots; uploads keep the other.
         queue = instance.run_coordinator.get_run_queue_config()
         assert queue.max_concurrent_runs == 2
-        assert [dict(limit) for limit in queue.tag_concurrency_limits] == [{"key": "dagster/backfill", "limit": 1}]
+        assert [dict(limit) for limit in queue.tag_concurrency_limits] == [
+            {"key": "dagster/backfill", "limit": 1}
+        ]
