@@ -4,7 +4,8 @@ The README's Production section: PostgreSQL for the app and for the Dagster inst
 ``postgresql://`` URLs, the committed dagster.yaml in DAGSTER_HOME, plain ``dagster-daemon run -w
 workspace.yaml`` (INTERFACE.md's production start). Every file of ../shared/corpus uploaded through
 the CLI must reach the state expected.json gives, permanent failures after one attempt, no file
-extracted twice, the metadata as expected.
+extracted twice, the metadata as expected, and every string of expected-text.json must find its
+file with ``search``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from extraction_pipeline_tests.e2e.conftest import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def expected_texts() -> list[dict[str, Any]]:
+    manifest = CORPUS_DIR / "expected-text.json"
+    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
 
 
 def plain(url: str) -> str:
@@ -88,6 +94,22 @@ def test_every_corpus_file_reaches_its_expected_state(
                 assert stored is not None and stored.format == entry["format"]
                 assert stored.variant == entry["variant"]
                 assert mismatches(stored.metadata_, entry.get("expect", {})) == {}, name
+        # What is written on the files is searchable: each string of expected-text.json finds its
+        # file (a phrase search); one through the CLI as a user types it.
+        texts = expected_texts()
+        for text_entry in texts:
+            file_id = uploaded[Path(text_entry["file"]).name]
+            for phrase in text_entry["contains"]:
+                quoted = '"' + phrase.replace('"', " ") + '"'
+                found = [hit.id for hit in repository.search(quoted, limit=1000)]
+                assert file_id in found, (text_entry["file"], phrase, found)
+        if texts:
+            first = texts[0]
+            searched = cli(deployment, "search", f'"{first["contains"][0]}"', "--json")
+            assert searched.returncode == 0, searched.stderr
+            hits = json.loads(searched.stdout)
+            assert uploaded[Path(first["file"]).name] in [hit["id"] for hit in hits]
+            assert set(hits[0]) == {"id", "filename", "format", "rank", "snippet"}
         assert daemon.poll() is None
         # Every run the sensor created was launched: with dagster-postgres on psycopg 3 (what a plain
         # URL means to SQLAlchemy 2.1) they stayed NOT_STARTED and the files `queued` for ever.
