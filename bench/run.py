@@ -17,6 +17,8 @@ application's and the Dagster instance's, dropped at the end), a ``DAGSTER_HOME`
 - ``code_location_load_s``: importing ``extraction_pipeline.definitions`` in a fresh interpreter;
 - ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --json`` in a fresh process (the console
   script next to ``sys.executable``, a 2-page PDF), median of 5;
+- ``text_overhead_ratio``: extraction with the text over extraction without, median over formats;
+- ``search_ms_at_100k``: median of 20 searches over 100,000 stored texts on PostgreSQL (``text.py``);
 - ``partitions_100k``: with 100k registered partitions, adding 1k more and the UI's partition status
   query (GraphQL, in-process);
 - ``api_overhead_ratio``, ``api_upload_files_per_s``, ``api_status_p95_ms``: a real
@@ -70,6 +72,7 @@ from bench.pipeline import (  # noqa: E402
 )
 from bench.raw import raw_loop_s  # noqa: E402
 from bench.report import TARGETS, holds, render_run  # noqa: E402
+from bench.text import measure_search, measure_text_overhead  # noqa: E402
 
 
 @dataclass
@@ -88,6 +91,7 @@ class Plan:
     graphql_queries: int = 3
     code_location_repeats: int = 5
     cold_extract_repeats: int = 5
+    search_texts: int = 100_000
 
 
 PLANS = {
@@ -100,6 +104,7 @@ PLANS = {
         shortcut_files=2,
         burst_files=8,
         burst_singles_pace_s=1.0,
+        search_texts=2_000,
     ),
     "quick": Plan(
         "quick", backfill_files=300, repeat=3, latency_uploads=15, latency_pace_s=3.0, burst_files=300
@@ -118,6 +123,7 @@ PLANS = {
 
 STEPS = (
     "extract_overhead",
+    "text",
     "backfill",
     "latency",
     "shortcuts",
@@ -127,6 +133,7 @@ STEPS = (
     "api",
     "code_location",
     "extract_cold",
+    "search",
 )
 
 API_KEYS = ("api_overhead_ratio", "api_upload_files_per_s", "api_status_p95_ms")
@@ -175,7 +182,7 @@ def run(
         root = Path(tmp)
         (root / "templates").mkdir()
         templates: list[Template] = []
-        if only is None or only & {"extract_overhead", "backfill", "latency", "shortcuts", "burst"}:
+        if only is None or only & {"extract_overhead", "text", "backfill", "latency", "shortcuts", "burst"}:
             log("generating the corpus templates")
             templates = build_templates(root / "templates", plan.scale, corpus)
             details["templates"] = {t.path.name: t.path.stat().st_size for t in templates}
@@ -194,6 +201,13 @@ def run(
             templates[:] = [t for t in templates if t.path.name in counted]
 
         step("extract_overhead", do_overhead)
+
+        def do_text() -> None:
+            measured = measure_text_overhead([t.path for t in templates], plan.repeat)
+            details["text"] = measured
+            result["text_overhead_ratio"] = measured["median_ratio"]
+
+        step("text", do_text)
 
         with deployment(root, overrides) as deploy:
             repository = CloudFileRepository.from_url(deploy.app_url)
@@ -319,8 +333,16 @@ def run(
         details["extract_cold"] = measured
         result["extract_cold_ms"] = measured["median_ms"]
 
+    def do_search() -> None:
+        measured = measure_search(plan.search_texts)
+        details["search"] = measured
+        # The key names 100k texts: a smaller plan (tiny) reports its figure under details only.
+        if plan.search_texts >= 100_000:
+            result["search_ms_at_100k"] = measured["median_ms"]
+
     step("code_location", do_code_location)
     step("extract_cold", do_extract_cold)
+    step("search", do_search)
     details["load_after"] = load_average()
     result["targets"] = {k: f"{v[0]} {v[1]}" for k, v in TARGETS.items() if v}
     result["targets_met"] = {

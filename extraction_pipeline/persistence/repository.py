@@ -13,12 +13,10 @@ The names other packages used from here stay importable from here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from extraction_pipeline.persistence.attempts import Attempts
 from extraction_pipeline.persistence.files import FileQueries, NewFile
-from extraction_pipeline.persistence.models import CloudFileText
 from extraction_pipeline.persistence.queueing import QueuedFile, Queueing
+from extraction_pipeline.persistence.search import TextSearch
 from extraction_pipeline.persistence.state import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
@@ -26,9 +24,6 @@ from extraction_pipeline.persistence.state import (
     new_status,
     status_of,
 )
-
-if TYPE_CHECKING:
-    from extraction_pipeline.persistence.search import SearchHit
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -42,15 +37,5 @@ __all__ = [
 ]
 
 
-class CloudFileRepository(FileQueries, Queueing, Attempts):
+class CloudFileRepository(FileQueries, Queueing, Attempts, TextSearch):
     """Typed access to ``cloud_files``, ``extraction_jobs``, ``cloud_file_metadata`` and ``cloud_file_text``."""
-
-    def search(self, query: str, *, fmt: str | None = None, limit: int = 20) -> list[SearchHit]:
-        """Full-text search over the files' text, best first (``persistence/search.py``)."""
-        from extraction_pipeline.persistence.search import search
-
-        return search(self.engine, self.url, query, fmt=fmt, limit=limit)
-
-    def text_of(self, file_id: int) -> CloudFileText | None:
-        with self.sessions() as session:
-            return session.get(CloudFileText, file_id)

@@ -21,7 +21,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from extraction_pipeline.persistence.database import translate_db_errors
+from extraction_pipeline.persistence.database import Store, translate_db_errors
+from extraction_pipeline.persistence.models import CloudFileText
 
 MAX_TERMS = 32
 MAX_TERM_CHARS = 200
@@ -182,3 +183,15 @@ def _sqlite_statement(groups: list[Group], fmt: str | None, limit: int) -> tuple
         LIMIT :limit
     """
     return statement, params
+
+
+class TextSearch(Store):
+    """The repository's queries over ``cloud_file_text`` (written by ``attempts``, with the metadata)."""
+
+    def search(self, query: str, *, fmt: str | None = None, limit: int = 20) -> list[SearchHit]:
+        """Files whose text matches ``query``, best first (see the module's docstring)."""
+        return search(self.engine, self.url, query, fmt=fmt, limit=limit)
+
+    def text_of(self, file_id: int) -> CloudFileText | None:
+        with translate_db_errors(self.url), self.sessions() as session:
+            return session.get(CloudFileText, file_id)

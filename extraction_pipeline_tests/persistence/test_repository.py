@@ -8,6 +8,7 @@ from extraction_pipeline.persistence.errors import DatabaseUnavailable
 from extraction_pipeline.persistence.files import FileQueries
 from extraction_pipeline.persistence.queueing import Queueing
 from extraction_pipeline.persistence.repository import CloudFileRepository, QueuedFile
+from extraction_pipeline.persistence.search import TextSearch
 from extraction_pipeline.persistence.state import FileStatus
 from extraction_pipeline_tests.conftest import add_file_row
 
@@ -15,7 +16,7 @@ add = add_file_row
 
 
 def test_the_repository_only_composes_its_query_groups() -> None:
-    assert CloudFileRepository.__bases__ == (FileQueries, Queueing, Attempts)
+    assert CloudFileRepository.__bases__ == (FileQueries, Queueing, Attempts, TextSearch)
     assert not [name for name in vars(CloudFileRepository) if not name.startswith("__")]
     names = [
         {name for name in vars(group) if not name.startswith("__")} for group in CloudFileRepository.__bases__
