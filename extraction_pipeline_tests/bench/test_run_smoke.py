@@ -37,7 +37,27 @@ KEYS = {
     "dedupe_files_per_s",
     "burst_ratio_vs_raw",
     "latency_p95_during_burst_s",
+    "text_overhead_ratio",
+    "search_ms_at_100k",
 }
+
+
+def test_the_text_and_search_steps_measure_on_the_tiny_plan(capfd, tmp_path: Path) -> None:
+    require_postgres()
+    status = run.main(
+        ["--scale", "tiny", "--json", "--only", "text,search", "--corpus", str(tmp_path / "none")]
+    )
+    assert status == 0
+    result = json.loads(capfd.readouterr().out)
+    assert "errors" not in result, result.get("errors")
+    text = result["details"]["text"]
+    assert result["text_overhead_ratio"] == text["median_ratio"] > 0
+    assert {"pdf", "dxf", "ifc", "step"} <= set(text["per_format"])
+    assert all(row["text_chars"] > 0 for row in text["per_format"].values())
+    search = result["details"]["search"]
+    assert search["texts"] == 2000 and len(search["per_query_ms"]) == 20 and search["median_ms"] > 0
+    assert search["hits"]["w1"] == 20  # the commonest word is in every text
+    assert result["search_ms_at_100k"] is None  # 2,000 texts are not the key's 100k
 
 
 def test_json_has_every_key_and_the_cheap_figures(capfd, tmp_path: Path) -> None:

@@ -189,3 +189,17 @@ def test_the_parser_keeps_the_structure_and_quotes_every_term() -> None:
     assert fts5_expression(parse_query('pump"s')) == '(("pump""s"))'  # a quote inside a word: doubled
     assert parse_query("-only -exclusions") == []
     assert len([t for g in parse_query("w " * 500) for t in g.terms]) == 32
+
+
+def test_a_word_in_more_texts_than_are_ranked_still_finds_only_matches(
+    repository: CloudFileRepository, files: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ranks at most MAX_RANKED matches (a word in every text stays fast); SQLite ranks all."""
+    from extraction_pipeline.persistence import search as search_module
+
+    monkeypatch.setattr(search_module, "MAX_RANKED", 2)
+    common = [store(repository, f"sheet-{n}.pdf", "pdf", f"common sheet {n}") for n in range(5)]
+    found = ids(repository, "common", limit=10)
+    assert set(found) <= set(common) and len(found) == (2 if repository.url.startswith("postgresql") else 5)
+    assert ids(repository, "common", fmt="dxf") == []
+    assert ids(repository, '"sheet 3"') == [common[3]]
