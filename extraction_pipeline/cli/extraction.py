@@ -207,6 +207,12 @@ def format_summary(envelope: dict[str, Any], *, with_text: bool = False) -> str:
     help='Also extract the plain text (JSON: "text", null when the file has none, and "text_truncated"; '
     "at most EXTRACTION_MAX_TEXT_CHARS characters).",
 )
+@click.option(
+    "--thumbnail",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Also write the file's PNG preview (512 px, one file only); a warning says why when none is made.",
+)
 def extract(
     paths: tuple[Path, ...],
     as_json: bool,
@@ -214,6 +220,7 @@ def extract(
     memory_mb: int | None,
     workers: int | None,
     with_text: bool,
+    thumbnail: Path | None,
 ) -> None:
     """Detect and extract local files (directories recursively), each in an isolated worker.
 
@@ -230,6 +237,8 @@ def extract(
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     files = collect_files(paths)
+    if thumbnail is not None and len(files) != 1:
+        raise click.BadParameter(f"one file at a time, not {len(files)}", param_hint="--thumbnail")
     overrides: dict[str, Any] = {}
     if timeout is not None:
         overrides["timeout_s"] = timeout
@@ -243,9 +252,18 @@ def extract(
 
     def one(pool: WorkerPool, path: Path) -> dict[str, Any]:
         try:
-            envelope = pool.extract(path, max_text_chars=text_chars)
+            envelope = pool.extract(path, max_text_chars=text_chars, preview=thumbnail is not None)
         except OSError as exc:  # vanished or became unreadable after it was listed
             raise click.BadParameter(f"{path}: {exc.strerror or exc}", param_hint="PATH") from None
+        if thumbnail is not None and envelope.preview_png is not None:
+            import base64
+
+            try:
+                thumbnail.write_bytes(base64.b64decode(envelope.preview_png))
+            except OSError as exc:
+                raise click.BadParameter(
+                    f"{thumbnail}: {exc.strerror or exc}", param_hint="--thumbnail"
+                ) from None
         return envelope.model_dump(mode="json", exclude=hidden)
 
     results: list[dict[str, Any]] = []

@@ -81,6 +81,8 @@ class Envelope(BaseModel):
     # and whether it was cut at `EXTRACTION_MAX_TEXT_CHARS`.
     text: str | None = None
     text_truncated: bool = False
+    # Only with `extract --thumbnail`: the PNG preview, base64 (never printed: the CLI writes a file).
+    preview_png: str | None = Field(default=None, exclude=True)
 
     @property
     def succeeded(self) -> bool:

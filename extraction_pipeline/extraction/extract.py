@@ -51,11 +51,13 @@ def extract_file(
     *,
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     max_text_chars: int | None = None,
+    preview: bool = False,
 ) -> Envelope:
     """Detect and extract ``path``; every failure becomes a failed envelope, never an exception.
 
     ``max_text_chars``: also gather the file's plain text, at most that many characters (None: no
-    text, the envelope's ``text`` stays None).
+    text, the envelope's ``text`` stays None). ``preview``: also render the PNG preview
+    (``previews.py``) into ``preview_png``; a preview that cannot be made is a warning, never a failure.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -83,7 +85,9 @@ def extract_file(
         text = result.text
         if text is not None and text.truncated:
             warnings.append(f"the text was cut at {text.limit} characters (EXTRACTION_MAX_TEXT_CHARS)")
+        preview_png = _preview(path, str(detection.format), warnings) if preview else None
         return Envelope(
+            preview_png=preview_png,
             file=info,
             format=str(detection.format),
             variant=result.variant if result.variant is not None else detection.variant,
@@ -133,6 +137,26 @@ def failed_envelope(
         error=error,
         duration_ms=duration_ms,
     )
+
+
+def _preview(path: Path, fmt: str, warnings: list[str]) -> str | None:
+    """The base64 PNG preview, or None and a warning saying why there is none."""
+    import base64
+
+    from extraction_pipeline.extraction.previews import NoPreview, is_blank, make_preview
+
+    try:
+        png = make_preview(path, fmt)
+        if is_blank(png):
+            warnings.append("the preview is blank: the first page or the drawing shows nothing")
+        return base64.b64encode(png).decode("ascii")
+    except NoPreview as exc:
+        warnings.append(f"no preview: {exc}")
+    except MemoryError:
+        warnings.append("no preview: rendering it ran out of memory")
+    except Exception as exc:  # noqa: BLE001 - a preview never fails the file
+        warnings.append(f"no preview: the renderer failed ({type(exc).__name__}: {exc})"[:500])
+    return None
 
 
 def _elapsed_ms(started: float) -> int:

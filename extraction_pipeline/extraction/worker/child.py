@@ -79,9 +79,16 @@ def worker_main(
             if fault_injection:
                 inject_fault(path)
             envelope = extract_file(
-                path, name, max_bytes=max_bytes, max_text_chars=options.get("max_text_chars")
+                path,
+                name,
+                max_bytes=max_bytes,
+                max_text_chars=options.get("max_text_chars"),
+                preview=bool(options.get("preview")),
             )
-            reply = {"envelope": envelope.model_dump(mode="json")}
+            document = envelope.model_dump(mode="json")
+            if envelope.preview_png is not None:  # not part of the printed envelope
+                document["preview_png"] = envelope.preview_png
+            reply = {"envelope": document}
         except MemoryError:
             reply = {"memory_error": "the extraction ran out of memory"}
         except BaseException as exc:  # everything goes back to the parent

@@ -143,15 +143,22 @@ class WorkerPool:
         attempt: int = 1,
         max_attempts: int = 1,
         max_text_chars: int | None = None,
+        preview: bool = False,
     ) -> Envelope:
         """Extract ``path`` in a worker; failures of any kind come back as a failed envelope.
 
-        ``max_text_chars``: the worker also gathers the file's text (``extract_file``).
+        ``max_text_chars``: the worker also gathers the file's text; ``preview``: it also renders the
+        PNG preview into ``preview_png`` (both as ``extract_file`` does).
         Raises ``OSError`` when the file cannot be read at all (as ``extract_file`` does) and
         ``WorkerPoolClosed`` after ``close()``.
         """
         return self.run(
-            path, filename, attempt=attempt, max_attempts=max_attempts, max_text_chars=max_text_chars
+            path,
+            filename,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            max_text_chars=max_text_chars,
+            preview=preview,
         ).envelope
 
     def run(
@@ -162,6 +169,7 @@ class WorkerPool:
         attempt: int = 1,
         max_attempts: int = 1,
         max_text_chars: int | None = None,
+        preview: bool = False,
     ) -> WorkerResult:
         """Like ``extract``, and also tell which worker served the file and what became of it."""
         if os.getpid() != self._owner_pid:
@@ -174,7 +182,12 @@ class WorkerPool:
             pass
         slot = self._acquire()
         try:
-            return self._run_on(slot, path, name, attempt, max_attempts, max_text_chars)
+            options: dict[str, Any] = {}
+            if max_text_chars is not None:
+                options["max_text_chars"] = max_text_chars
+            if preview:
+                options["preview"] = True
+            return self._run_on(slot, path, name, attempt, max_attempts, options)
         finally:
             self._release(slot)
 
@@ -261,7 +274,7 @@ class WorkerPool:
                 self._peak_rss = max(self._peak_rss, value)
 
     def _run_on(
-        self, slot: _Slot, path: Path, name: str, attempt: int, max_attempts: int, max_text_chars: int | None
+        self, slot: _Slot, path: Path, name: str, attempt: int, max_attempts: int, options: dict[str, Any]
     ) -> WorkerResult:
         worker = slot.worker
         for _ in range(2):
@@ -285,8 +298,8 @@ class WorkerPool:
             oom_before = self._oom_baseline.counts()
             try:
                 request: list[Any] = [str(path), name]
-                if max_text_chars is not None:
-                    request.append({"max_text_chars": max_text_chars})
+                if options:  # text, preview: what the caller wants besides the metadata
+                    request.append(options)
                 send_message(worker.conn, request)
                 break
             except (OSError, ValueError):  # it died while idle and never saw the file: start afresh

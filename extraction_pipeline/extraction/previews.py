@@ -1,0 +1,270 @@
+"""Previews: a PNG of a file, its longest side ``PREVIEW_PX`` pixels, on white, the drawing fitted.
+
+Made in the isolated worker beside the metadata (``extract_file(..., preview=True)``), so a
+renderer that hangs or eats memory is held by the worker's limits like any extractor:
+
+- PDF: the first page (MuPDF);
+- DXF: the modelspace (or the first paperspace layout when it is empty), drawn by ezdxf's drawing
+  add-on into a PDF page, rasterised by MuPDF;
+- STEP: the shapes tessellated by OpenCascade, shaded and drawn in an isometric view;
+- IFC: the products' geometry from ifcopenshell's geometry iterator, drawn the same way, within
+  ``IFC_BUDGET_S`` seconds and ``MAX_TRIANGLES`` triangles (a huge model gets the part done so far);
+- DWG: none yet (no renderer reads its content); the envelope says so in a warning.
+
+A preview never fails a file: a renderer's error becomes a warning and no preview.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+PREVIEW_PX = 512
+# Triangles drawn at most (the largest first); a mesh with more is thinned evenly.
+MAX_TRIANGLES = 60_000
+IFC_BUDGET_S = 20.0
+Triangle = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
+class NoPreview(Exception):
+    """The file has nothing to show (an empty drawing, a model without geometry)."""
+
+
+def make_preview(path: Path, fmt: str) -> bytes:
+    """The PNG of ``path`` (detected as ``fmt``). Raises ``NoPreview`` or the renderer's error."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise NoPreview(f"there is no renderer for {fmt} files yet")
+    return renderer(path)
+
+
+def is_blank(png: bytes) -> bool:
+    """One colour only: nothing was drawn."""
+    import pymupdf
+
+    return bool(pymupdf.Pixmap(png).color_count() <= 1)
+
+
+def _fitted_png(page: Any, pymupdf: Any) -> bytes:
+    """A MuPDF page rendered so that its longest side is PREVIEW_PX, on white."""
+    rect = page.rect
+    longest = max(abs(rect.width), abs(rect.height))
+    if longest <= 0:
+        raise NoPreview("the page has no size")
+    zoom = PREVIEW_PX / longest
+    pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
+    return bytes(pixmap.tobytes("png"))
+
+
+def pdf_preview(path: Path) -> bytes:
+    import pymupdf
+
+    with pymupdf.open(str(path), filetype="pdf") as doc:
+        if doc.needs_pass and not doc.authenticate(""):
+            raise NoPreview("the PDF needs a password")
+        if doc.page_count == 0:  # a damaged page tree: rebuild the xref, as the extractor does
+            try:
+                pymupdf.mupdf.pdf_repair_xref(pymupdf._as_pdf_document(doc))
+            except Exception as exc:  # noqa: BLE001
+                raise NoPreview(f"the PDF has no pages ({exc})") from exc
+            if doc.page_count == 0:
+                raise NoPreview("the PDF has no pages")
+        return _fitted_png(doc.load_page(0), pymupdf)
+
+
+def dxf_preview(path: Path) -> bytes:
+    import pymupdf
+    from ezdxf.addons.drawing import Frontend, RenderContext, config, layout
+    from ezdxf.addons.drawing.pymupdf import PyMuPdfBackend
+
+    from extraction_pipeline.extraction.formats.dxf_loading import BINARY_SENTINEL, load_document
+
+    with path.open("rb") as handle:
+        binary = handle.read(len(BINARY_SENTINEL)) == BINARY_SENTINEL
+    doc, _auditor, _warnings = load_document(path, binary)
+    # The modelspace, or else the first paperspace layout with something on it.
+    layouts = [doc.layouts.get(name) for name in doc.layouts.names_in_taborder()]
+    msp = next((item for item in layouts if len(item) > 0), None)
+    if msp is None:
+        raise NoPreview("the drawing has no entities to draw")
+    # On white paper, ACI 7 is drawn black. A drawing whose lines are true-colour white (made for a
+    # black modelspace) comes out blank: then it is drawn again with black and white swapped, as a
+    # plot would print it.
+    png = b""
+    for colours in (config.ColorPolicy.COLOR, config.ColorPolicy.COLOR_SWAP_BW):
+        backend = PyMuPdfBackend()
+        settings = config.Configuration(background_policy=config.BackgroundPolicy.WHITE, color_policy=colours)
+        Frontend(RenderContext(doc), backend, config=settings).draw_layout(msp, finalize=True)
+        # Page(0, 0): the page takes the drawing's size; MuPDF then scales it to PREVIEW_PX.
+        data = backend.get_pdf_bytes(layout.Page(0, 0, layout.Units.mm, margins=layout.Margins.all(2)))
+        with pymupdf.open(stream=data, filetype="pdf") as rendered:
+            png = _fitted_png(rendered.load_page(0), pymupdf)
+        if not is_blank(png):
+            break
+    return png
+
+
+def step_preview(path: Path) -> bytes:
+    from OCP.IFSelect import IFSelect_RetDone
+    from OCP.STEPControl import STEPControl_Reader
+
+    reader = STEPControl_Reader()
+    if reader.ReadFile(str(path)) != IFSelect_RetDone:
+        raise NoPreview("OpenCascade cannot read the STEP file")
+    reader.TransferRoots()
+    shape = reader.OneShape()
+    return draw_triangles(_occ_triangles(shape))
+
+
+def _occ_triangles(shape: Any) -> list[Triangle]:
+    from OCP.Bnd import Bnd_Box
+    from OCP.BRep import BRep_Tool
+    from OCP.BRepBndLib import BRepBndLib
+    from OCP.BRepMesh import BRepMesh_IncrementalMesh
+    from OCP.TopAbs import TopAbs_FACE, TopAbs_REVERSED
+    from OCP.TopExp import TopExp_Explorer
+    from OCP.TopLoc import TopLoc_Location
+    from OCP.TopoDS import TopoDS
+
+    box = Bnd_Box()
+    BRepBndLib.Add_s(shape, box)
+    if box.IsVoid():
+        raise NoPreview("the STEP file holds no geometry")
+    xmin, ymin, zmin, xmax, ymax, zmax = box.Get()
+    diagonal = math.dist((xmin, ymin, zmin), (xmax, ymax, zmax))
+    BRepMesh_IncrementalMesh(shape, max(diagonal / 300.0, 1e-6), False, 0.5, True)
+    triangles: list[Triangle] = []
+    explorer = TopExp_Explorer(shape, TopAbs_FACE)
+    while explorer.More():
+        face = TopoDS.Face_s(explorer.Current())
+        location = TopLoc_Location()
+        mesh = BRep_Tool.Triangulation_s(face, location)
+        if mesh is not None:
+            transform = location.Transformation()
+            nodes = [mesh.Node(i).Transformed(transform) for i in range(1, mesh.NbNodes() + 1)]
+            points = [(p.X(), p.Y(), p.Z()) for p in nodes]
+            reversed_face = face.Orientation() == TopAbs_REVERSED
+            for index in range(1, mesh.NbTriangles() + 1):
+                a, b, c = mesh.Triangle(index).Get()
+                if reversed_face:
+                    b, c = c, b
+                triangles.append((points[a - 1], points[b - 1], points[c - 1]))
+        explorer.Next()
+    return triangles
+
+
+def ifc_preview(path: Path) -> bytes:
+    import ifcopenshell
+    import ifcopenshell.geom
+
+    from extraction_pipeline.extraction.formats.ifc_reading import sniff_variant
+
+    if sniff_variant(path) != "spf":
+        raise NoPreview("previews are made of IFC-SPF files only (not ifcZIP or ifcXML) yet")
+    model = ifcopenshell.open(str(path))
+    settings = ifcopenshell.geom.settings()
+    settings.set("use-world-coords", True)
+    iterator = ifcopenshell.geom.iterator(settings, model, 1)
+    if not iterator.initialize():
+        raise NoPreview("the model has no geometry ifcopenshell can build")
+    deadline = time.monotonic() + IFC_BUDGET_S
+    triangles: list[Triangle] = []
+    while True:
+        shape = iterator.get()
+        if not shape.product.is_a("IfcOpeningElement") and not shape.product.is_a("IfcSpace"):
+            verts = shape.geometry.verts
+            faces = shape.geometry.faces
+            points = [(verts[i], verts[i + 1], verts[i + 2]) for i in range(0, len(verts), 3)]
+            triangles.extend(
+                (points[faces[i]], points[faces[i + 1]], points[faces[i + 2]])
+                for i in range(0, len(faces), 3)
+            )
+        if len(triangles) > 4 * MAX_TRIANGLES or time.monotonic() > deadline or not iterator.next():
+            break
+    return draw_triangles(triangles)
+
+
+def draw_triangles(triangles: Sequence[Triangle]) -> bytes:
+    """Triangles in an isometric view (from the front right, above), flat-shaded, far ones first."""
+    import pymupdf
+
+    if not triangles:
+        raise NoPreview("there is no geometry to draw")
+    if len(triangles) > MAX_TRIANGLES:
+        step = len(triangles) / MAX_TRIANGLES
+        triangles = [triangles[int(i * step)] for i in range(MAX_TRIANGLES)]
+    yaw, pitch = math.radians(45.0), math.radians(35.264)
+    cos_y, sin_y, cos_p, sin_p = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+
+    def view(point: tuple[float, float, float]) -> tuple[float, float, float]:
+        x, y, z = point
+        u = x * cos_y - y * sin_y  # right
+        w = x * sin_y + y * cos_y  # into the screen (before the tilt)
+        v = z * cos_p - w * sin_p  # up
+        depth = z * sin_p + w * cos_p
+        return u, v, depth
+
+    projected = [tuple(view(p) for p in triangle) for triangle in triangles]
+    us = [p[0] for tri in projected for p in tri]
+    vs = [p[1] for tri in projected for p in tri]
+    width, height = max(us) - min(us), max(vs) - min(vs)
+    span = max(width, height)
+    if span <= 0 or not math.isfinite(span):
+        raise NoPreview("the geometry has no extent")
+    margin = PREVIEW_PX * 0.04
+    scale = (PREVIEW_PX - 2 * margin) / span
+    page_w = max(width * scale + 2 * margin, 1.0) if width >= height else PREVIEW_PX
+    page_h = max(height * scale + 2 * margin, 1.0) if height > width else PREVIEW_PX
+    left, top = min(us), max(vs)
+    light = _normalized((0.3, 0.5, 1.0))
+    doc = pymupdf.open()
+    try:
+        page = doc.new_page(width=page_w, height=page_h)
+        shape = page.new_shape()
+        order = sorted(range(len(projected)), key=lambda i: -sum(p[2] for p in projected[i]))
+        for index in order:
+            a, b, c = projected[index]
+            normal = _normal(a, b, c)
+            if normal is None:
+                continue
+            shade = 0.35 + 0.6 * abs(sum(n * s for n, s in zip(normal, light, strict=True)))
+            points = [
+                pymupdf.Point(margin + (p[0] - left) * scale, margin + (top - p[1]) * scale)
+                for p in (a, b, c)
+            ]
+            shape.draw_polyline([*points, points[0]])
+            colour = (shade * 0.55, shade * 0.7, shade * 0.9)
+            shape.finish(color=colour, fill=colour, width=0.3, closePath=True)
+        shape.commit()
+        return _fitted_png(page, pymupdf)
+    finally:
+        doc.close()
+
+
+def _normalized(vector: Iterable[float]) -> tuple[float, float, float]:
+    x, y, z = vector
+    length = math.sqrt(x * x + y * y + z * z) or 1.0
+    return x / length, y / length, z / length
+
+
+def _normal(
+    a: tuple[float, float, float], b: tuple[float, float, float], c: tuple[float, float, float]
+) -> tuple[float, float, float] | None:
+    ux, uy, uz = b[0] - a[0], b[1] - a[1], b[2] - a[2]
+    vx, vy, vz = c[0] - a[0], c[1] - a[1], c[2] - a[2]
+    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    length = math.sqrt(nx * nx + ny * ny + nz * nz)
+    if length == 0 or not math.isfinite(length):
+        return None
+    return nx / length, ny / length, nz / length
+
+
+_RENDERERS: dict[str, Callable[[Path], bytes]] = {
+    "pdf": pdf_preview,
+    "dxf": dxf_preview,
+    "step": step_preview,
+    "ifc": ifc_preview,
+}

@@ -1,0 +1,139 @@
+"""Previews: a 512 px PNG on white, the drawing fitted; made with the metadata, never failing a file."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from extraction_pipeline.extraction import previews
+from extraction_pipeline.extraction.extract import extract_file
+from extraction_pipeline.samples import write_ifc, write_pdf, write_step
+from extraction_pipeline_tests.corpus import CORPUS_DIR
+
+
+def picture(png: bytes) -> pymupdf.Pixmap:
+    pixmap = pymupdf.Pixmap(png)
+    assert max(pixmap.width, pixmap.height) == previews.PREVIEW_PX
+    return pixmap
+
+
+def white_corner(pixmap: pymupdf.Pixmap) -> bool:
+    return tuple(pixmap.pixel(0, 0))[:3] == (255, 255, 255)
+
+
+CORPUS_FILES = sorted(
+    path for fmt in ("pdf", "dxf", "step") for path in (CORPUS_DIR / fmt).glob("*") if path.is_file()
+)
+
+
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.name for p in CORPUS_FILES])
+def test_every_corpus_pdf_dxf_and_step_that_succeeds_gets_a_preview_that_is_not_blank(path: Path) -> None:
+    envelope = extract_file(path, preview=True)
+    if envelope.status != "succeeded":
+        assert envelope.preview_png is None
+        return
+    if envelope.preview_png is None:  # only a drawing with nothing in it has no preview
+        assert (
+            envelope.format == "dxf"
+            and "no preview: the drawing has no entities to draw" in envelope.warnings
+        )
+        assert sum(envelope.metadata["entity_counts"].values()) == 0
+        return
+    pixmap = picture(base64.b64decode(envelope.preview_png))
+    assert white_corner(pixmap)
+    metadata = envelope.metadata
+    if envelope.format == "pdf" and metadata["text_chars"] == 0 and metadata["image_count"] == 0:
+        # A first page with nothing on it (a fuzzed file MuPDF repaired): blank, and said so.
+        assert "the preview is blank: the first page or the drawing shows nothing" in envelope.warnings
+        return
+    assert pixmap.color_count() > 1, path.name
+
+
+def test_the_models_of_step_and_ifc_are_drawn_shaded(tmp_path: Path) -> None:
+    models = [write_step(tmp_path / "part.step"), *sorted((CORPUS_DIR / "ifc").glob("*.ifc"))[:3]]
+    # The generated sample IFC has no geometry: there is nothing to draw.
+    assert extract_file(write_ifc(tmp_path / "model.ifc"), preview=True).warnings[-1].startswith("no preview")
+    for path in models:
+        if path.name.startswith("fail-"):
+            continue
+        envelope = extract_file(path, preview=True)
+        assert envelope.status == "succeeded" and envelope.preview_png is not None, envelope.warnings
+        pixmap = picture(base64.b64decode(envelope.preview_png))
+        assert pixmap.color_count() > 2 and white_corner(pixmap)
+
+
+def test_a_renderer_that_fails_leaves_a_warning_and_a_succeeded_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(path: Path) -> bytes:
+        raise RuntimeError("the renderer fell over")
+
+    monkeypatch.setitem(previews._RENDERERS, "pdf", broken)
+    envelope = extract_file(write_pdf(tmp_path / "a.pdf"), preview=True)
+    assert envelope.status == "succeeded" and envelope.preview_png is None
+    assert "no preview: the renderer failed (RuntimeError: the renderer fell over)" in envelope.warnings
+    assert extract_file(write_pdf(tmp_path / "b.pdf")).preview_png is None  # not asked for: not made
+
+
+def test_the_cli_writes_the_thumbnail_of_one_file(tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path / "a.pdf", pages=3)
+    out = tmp_path / "a.png"
+    done = subprocess.run(
+        [sys.executable, "-m", "extraction_pipeline", "extract", str(pdf), "--thumbnail", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    envelope = json.loads(done.stdout)
+    assert "preview_png" not in envelope and envelope["status"] == "succeeded"
+    assert picture(out.read_bytes()).color_count() > 1
+
+    write_pdf(tmp_path / "b.pdf")
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "extraction_pipeline",
+            "extract",
+            str(pdf),
+            str(pdf.with_name("b.pdf")),
+            "--thumbnail",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert two.returncode == 2 and "one file at a time" in two.stderr
+
+
+def test_a_dwg_gets_no_preview_and_says_why(tmp_path: Path) -> None:
+    dwgs = sorted((CORPUS_DIR / "dwg").glob("*.dwg"))
+    if not dwgs:
+        pytest.skip(f"no DWG in {CORPUS_DIR}")
+    out = tmp_path / "d.png"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "extraction_pipeline",
+            "extract",
+            str(dwgs[0]),
+            "--thumbnail",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr  # the exit status is the extraction's
+    assert "no preview: there is no renderer for dwg files yet" in json.loads(done.stdout)["warnings"]
+    assert not out.exists()
