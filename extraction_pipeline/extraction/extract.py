@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 from extraction_pipeline.extraction import format_table
 from extraction_pipeline.extraction.context import DEFAULT_MAX_FILE_BYTES, ExtractionContext
@@ -85,7 +86,10 @@ def extract_file(
         text = result.text
         if text is not None and text.truncated:
             warnings.append(f"the text was cut at {text.limit} characters (EXTRACTION_MAX_TEXT_CHARS)")
-        preview_png = _preview(path, str(detection.format), warnings) if preview else None
+        metadata = result.metadata.model_dump(mode="json", by_alias=True)
+        preview_png = (
+            _preview(path, str(detection.format), metadata, info.size_bytes, warnings) if preview else None
+        )
         return Envelope(
             preview_png=preview_png,
             file=info,
@@ -95,7 +99,7 @@ def extract_file(
             status="succeeded",
             extractor=extractor,
             warnings=warnings,
-            metadata=result.metadata.model_dump(mode="json", by_alias=True),
+            metadata=metadata,
             duration_ms=_elapsed_ms(started),
             text=text.text() if text is not None else None,
             text_truncated=text is not None and text.truncated,
@@ -139,12 +143,16 @@ def failed_envelope(
     )
 
 
-def _preview(path: Path, fmt: str, warnings: list[str]) -> str | None:
+def _preview(path: Path, fmt: str, metadata: dict[str, Any], size: int, warnings: list[str]) -> str | None:
     """The base64 PNG preview, or None and a warning saying why there is none."""
     import base64
 
-    from extraction_pipeline.extraction.previews import NoPreview, is_blank, make_preview
+    from extraction_pipeline.extraction.previews import NoPreview, is_blank, make_preview, too_big
 
+    reason = too_big(fmt, metadata, size)
+    if reason is not None:
+        warnings.append(f"no preview: {reason}")
+        return None
     try:
         png = make_preview(path, fmt)
         if is_blank(png):

@@ -5,7 +5,7 @@ renderer that hangs or eats memory is held by the worker's limits like any extra
 
 - PDF: the first page (MuPDF);
 - DXF: the modelspace (or the first paperspace layout when it is empty), drawn by ezdxf's drawing
-  add-on into a PDF page, rasterised by MuPDF;
+  add-on into a PDF page, rasterised by MuPDF, for at most ``DXF_BUDGET_S`` seconds;
 - STEP: the shapes tessellated by OpenCascade, shaded and drawn in an isometric view;
 - IFC: the products' geometry from ifcopenshell's geometry iterator, drawn the same way, within
   ``IFC_BUDGET_S`` seconds and ``MAX_TRIANGLES`` triangles (a huge model gets the part done so far);
@@ -26,7 +26,35 @@ PREVIEW_PX = 512
 # Triangles drawn at most (the largest first); a mesh with more is thinned evenly.
 MAX_TRIANGLES = 60_000
 IFC_BUDGET_S = 20.0
+# Seconds a DXF drawing is drawn for: a huge one (300k entities) shows what was drawn by then.
+DXF_BUDGET_S = 20.0
 Triangle = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
+# Beyond these the preview is not attempted (its renderer reads the file again, and drawing takes
+# longer than the extraction itself: it would put the file's time limit at risk). Measured: ezdxf
+# reads and draws 30k LINEs in about 7 s on one core.
+MAX_DXF_ENTITIES = 20_000
+MAX_IFC_PRODUCTS = 20_000
+MAX_STEP_FACES = 50_000
+MAX_MODEL_BYTES = 64 * 1024 * 1024
+
+
+def too_big(fmt: str, metadata: dict[str, Any], size_bytes: int) -> str | None:
+    """Why the file is too big for a preview within the limits (None: it is not)."""
+    if fmt == "dxf":
+        entities = sum((metadata.get("entity_counts") or {}).values())
+        if entities > MAX_DXF_ENTITIES:
+            return f"the modelspace has {entities} entities, more than the {MAX_DXF_ENTITIES} a preview draws"
+    elif fmt in ("ifc", "step") and size_bytes > MAX_MODEL_BYTES:
+        return f"the model has {size_bytes} bytes, more than the {MAX_MODEL_BYTES} a preview reads"
+    elif fmt == "ifc":
+        products = sum((metadata.get("element_counts") or {}).values())
+        if products > MAX_IFC_PRODUCTS:
+            return f"the model has {products} products, more than the {MAX_IFC_PRODUCTS} a preview draws"
+    elif fmt == "step" and (metadata.get("face_count") or 0) > MAX_STEP_FACES:
+        return f"the model has {metadata['face_count']} faces, more than the {MAX_STEP_FACES} a preview draws"
+    return None
 
 
 class NoPreview(Exception):
@@ -57,6 +85,15 @@ def _fitted_png(page: Any, pymupdf: Any) -> bytes:
     zoom = PREVIEW_PX / longest
     pixmap = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False)
     return bytes(pixmap.tobytes("png"))
+
+
+def _before(deadline: float) -> Callable[[Any], bool]:
+    """An ezdxf entity filter that lets entities through until ``deadline`` (``time.monotonic``)."""
+
+    def draw(_entity: Any) -> bool:
+        return time.monotonic() < deadline
+
+    return draw
 
 
 def pdf_preview(path: Path) -> bytes:
@@ -97,7 +134,9 @@ def dxf_preview(path: Path) -> bytes:
     for colours in (config.ColorPolicy.COLOR, config.ColorPolicy.COLOR_SWAP_BW):
         backend = PyMuPdfBackend()
         settings = config.Configuration(background_policy=config.BackgroundPolicy.WHITE, color_policy=colours)
-        Frontend(RenderContext(doc), backend, config=settings).draw_layout(msp, finalize=True)
+        Frontend(RenderContext(doc), backend, config=settings).draw_layout(
+            msp, finalize=True, filter_func=_before(time.monotonic() + DXF_BUDGET_S)
+        )
         # Page(0, 0): the page takes the drawing's size; MuPDF then scales it to PREVIEW_PX.
         data = backend.get_pdf_bytes(layout.Page(0, 0, layout.Units.mm, margins=layout.Margins.all(2)))
         with pymupdf.open(stream=data, filetype="pdf") as rendered:

@@ -137,3 +137,21 @@ def test_a_dwg_gets_no_preview_and_says_why(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr  # the exit status is the extraction's
     assert "no preview: there is no renderer for dwg files yet" in json.loads(done.stdout)["warnings"]
     assert not out.exists()
+
+
+def test_a_huge_drawing_gets_no_preview_but_its_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MAX_DXF_ENTITIES the preview is not attempted: reading and drawing it again would put the
+    file's time limit at risk (30k LINEs: about 7 s). The limit is lowered here to keep the test fast."""
+    import ezdxf
+
+    monkeypatch.setattr(previews, "MAX_DXF_ENTITIES", 50)
+    doc = ezdxf.new("R2018")
+    for number in range(60):
+        doc.modelspace().add_line((number, 0), (number, 10))
+    doc.saveas(tmp_path / "many.dxf")
+    envelope = extract_file(tmp_path / "many.dxf", preview=True)
+    assert envelope.status == "succeeded" and envelope.metadata["entity_counts"] == {"LINE": 60}
+    assert envelope.preview_png is None
+    assert "no preview: the modelspace has 60 entities, more than the 50 a preview draws" in envelope.warnings
