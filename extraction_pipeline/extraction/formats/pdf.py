@@ -15,6 +15,7 @@ from typing import Any
 from extraction_pipeline.extraction.context import ExtractionContext, FormatResult
 from extraction_pipeline.extraction.envelope import FormatMetadata
 from extraction_pipeline.extraction.errors import CorruptFile, EncryptedFile
+from extraction_pipeline.extraction.formats import pdf_facts
 from extraction_pipeline.extraction.text import TextCollector
 from extraction_pipeline.extraction.versions import EXTRACTOR_VERSIONS
 
@@ -75,6 +76,12 @@ class PdfMetadata(FormatMetadata):
     annotation_types: dict[str, int] | None = None
     rotated_pages: int | None = None
     unreadable_pages: int | None = None
+    # What Apache Tika also reports (pdf_facts.py): XMP, permissions, signatures, tags, fonts.
+    xmp: dict[str, Any] | None = None
+    permissions: dict[str, bool] | None = None
+    signature_field_count: int | None = None
+    tagged: bool | None = None
+    fonts_not_embedded: list[str] | None = None
 
 
 def parse_pdf_date(value: str | None) -> str | None:
@@ -167,6 +174,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any, text: TextCollect
         raise CorruptFile(f"none of the {page_count} pages of the PDF can be read")
 
     form_type, field_count = _forms(doc)
+    facts = _facts(doc, page_count, warnings, pymupdf)
     has_forms = bool(field_count) or form_type == "xfa" or pages["widgets"] > 0
 
     toc = _toc(doc, warnings)
@@ -201,6 +209,7 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any, text: TextCollect
         annotation_types=pages["annotation_types"],
         rotated_pages=pages["rotated_pages"],
         unreadable_pages=pages["unreadable_pages"],
+        **facts,
     )
     if metadata.repaired:
         warnings.insert(0, REPAIRED_WARNING)
@@ -211,6 +220,25 @@ def _extract_open(doc: Any, warnings: list[str], pymupdf: Any, text: TextCollect
             f"(MuPDF: {'; '.join(lost)})"
         )
     return FormatResult(metadata=metadata, warnings=warnings, text=text)
+
+
+def _facts(doc: Any, page_count: int, warnings: list[str], pymupdf: Any) -> dict[str, Any]:
+    """The facts of ``pdf_facts``, each on its own: one that cannot be read is null, with a warning."""
+    readers = {
+        "xmp": lambda: pdf_facts.xmp_facts(doc, warnings),
+        "permissions": lambda: pdf_facts.permissions(doc, pymupdf),
+        "signature_field_count": lambda: pdf_facts.signature_field_count(doc, pymupdf),
+        "tagged": lambda: pdf_facts.is_tagged(doc),
+        "fonts_not_embedded": lambda: pdf_facts.fonts_not_embedded(doc, page_count),
+    }
+    found: dict[str, Any] = {}
+    for key, read in readers.items():
+        try:
+            found[key] = read()
+        except Exception as exc:  # noqa: BLE001 - a damaged structure loses this fact only
+            found[key] = None
+            warnings.append(f"{key} could not be read: {type(exc).__name__}: {exc}"[:300])
+    return found
 
 
 def _lost_objects(pymupdf: Any) -> list[str]:
