@@ -64,7 +64,9 @@ def is_tagged(doc: Any) -> bool:
 
 
 def signature_field_count(doc: Any, pymupdf: Any) -> int:
-    """Form fields of type signature, signed or not."""
+    """Form fields of type signature, signed or not (pages are visited only when the file has a form)."""
+    if not doc.is_form_pdf:
+        return 0
     count = 0
     for page in doc:
         for widget in page.widgets() or ():
