@@ -363,10 +363,14 @@ class Attempts(Store):
 
 def _upsert_metadata(session: Session, values: list[dict[str, Any]]) -> None:
     """Insert or replace ``cloud_file_metadata`` rows (one statement)."""
+    _upsert(session, cast(Table, CloudFileMetadata.__table__), values)
+
+
+def _upsert(session: Session, table_: Table, values: list[dict[str, Any]]) -> None:
+    """Insert or replace rows of a table keyed by ``cloud_file_id`` (one statement)."""
     if not values:
         return
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table_ = cast(Table, CloudFileMetadata.__table__)
     statement = insert(table_).values(values)
     statement = statement.on_conflict_do_update(
         index_elements=[table_.c.cloud_file_id],
@@ -394,16 +398,7 @@ class _TextRows:
     def write(self, session: Session) -> None:
         if self.deletes:
             session.execute(delete(CloudFileText).where(CloudFileText.cloud_file_id.in_(self.deletes)))
-        if not self.upserts:
-            return
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        table_ = cast(Table, CloudFileText.__table__)
-        statement = insert(table_).values(self.upserts)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table_.c.cloud_file_id],
-            set_={key: statement.excluded[key] for key in ("text", "char_count", "truncated")},
-        )
-        session.execute(statement)
+        _upsert(session, cast(Table, CloudFileText.__table__), self.upserts)
 
 
 @dataclass(frozen=True)

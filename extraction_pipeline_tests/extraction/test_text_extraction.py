@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_the_text_is_cut_at_the_limit_with_a_flag_and_a_warning(tmp_path: Path) 
     assert cut.text is not None and len(cut.text) == 200 and whole.text.startswith(cut.text)
     assert any("EXTRACTION_MAX_TEXT_CHARS" in warning for warning in cut.warnings)
     # The same through the CLI and the setting.
-    env = {**__import__("os").environ, "EXTRACTION_MAX_TEXT_CHARS": "50"}
+    env = {**os.environ, "EXTRACTION_MAX_TEXT_CHARS": "50"}
     envelope = json.loads(run_extract("--json", "--text", str(pdf), env=env).stdout)
     assert len(envelope["text"]) == 50 and envelope["text_truncated"] is True
 

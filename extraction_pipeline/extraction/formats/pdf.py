@@ -340,10 +340,12 @@ def _page_content(
     stext = mupdf.FzStextPage(page.this, mupdf.FzStextOptions(flags))
     textpage = pymupdf.TextPage(stext)
     try:
-        text = textpage.extractText()
+        # Sorted into reading order only when the text is kept; the counts do not depend on order.
+        wanted = collector is not None and not collector.full
+        text = textpage.extractText(sort=wanted)
         images = textpage.extractIMGINFO()
-        if collector is not None and not collector.full:
-            collector.add(textpage.extractText(sort=True))
+        if wanted and collector is not None:
+            collector.add(text)
     finally:
         del textpage, stext
     chars = len("".join(text.split()))
