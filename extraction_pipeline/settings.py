@@ -118,6 +118,7 @@ _VARIABLES: dict[str, _Variable] = {
     "burst_batch_size": _Variable("EXTRACTION_BURST_BATCH_SIZE", int, 500, low=1),
     "backfill_niceness": _Variable("EXTRACTION_BACKFILL_NICENESS", int, 10, low=0, high=19),
     "max_text_chars": _Variable("EXTRACTION_MAX_TEXT_CHARS", int, DEFAULT_MAX_TEXT_CHARS, low=0),
+    "previews": _Variable("EXTRACTION_PREVIEWS", bool, True),
 }
 
 
@@ -202,6 +203,9 @@ class Settings:
     backfill_niceness: int = 10
     # Most characters of a file's text kept (`extract --text`); past it the text is cut, `truncated`.
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    # The pipeline renders each file's PNG preview and stores it in the blob store (off: none is made;
+    # a DXF drawing's preview can cost a second beside a 0.1 s extraction).
+    previews: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -238,6 +242,7 @@ class Settings:
             burst_batch_size=read["burst_batch_size"],
             backfill_niceness=read["backfill_niceness"],
             max_text_chars=read["max_text_chars"],
+            previews=read["previews"],
         )
 
     @property

@@ -57,7 +57,7 @@ class ApiError(Exception):
 
 
 def _service_status(exc: ServiceError) -> int:
-    if isinstance(exc, FileNotFound):
+    if isinstance(exc, FileNotFound) or exc.code == "not_found":  # no such file, or no such part of it
         return 404
     if isinstance(exc, WrongState):
         return 409

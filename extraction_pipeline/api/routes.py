@@ -1,4 +1,4 @@
-"""``/v1/files``: upload, status, list, retry, cancel, delete; ``/v1/search``.
+"""``/v1/files``: upload, status, list, retry, cancel, delete, thumbnail; ``/v1/search``.
 
 Routes only parse and map: the work is ``extraction_pipeline.service``'s, shared with the CLI.
 Every route that touches the database or the blob store is a plain ``def`` (FastAPI runs it in its
@@ -24,6 +24,7 @@ from extraction_pipeline.service.documents import list_page, load_status_documen
 from extraction_pipeline.service.errors import FileNotFound, WrongState
 from extraction_pipeline.service.instance import open_instance
 from extraction_pipeline.service.operations import cancel_files, retry_files
+from extraction_pipeline.service.previews import load_thumbnail
 from extraction_pipeline.service.uploads import register_upload
 
 router = APIRouter(prefix="/v1", tags=["files"], responses={code: error_schema() for code in (401, 503)})
@@ -140,9 +141,22 @@ def cancel_file(file_id: int, ctx: Context) -> dict[str, Any]:
     return load_status_document(ctx.repository, file_id)
 
 
+@router.get(
+    "/files/{file_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, 404: error_schema()},
+)
+def file_thumbnail(file_id: int, ctx: Context) -> Response:
+    """The file's PNG preview (512 px); `404` when there is no such file or it has no preview."""
+    png = load_thumbnail(ctx.repository, ctx.store, file_id)
+    # Immutable for a given extraction, but a re-extraction replaces it: revalidate, never cache blind.
+    return Response(content=png, media_type="image/png", headers={"Cache-Control": "private, no-cache"})
+
+
 @router.delete("/files/{file_id}", status_code=204, responses={404: error_schema()})
 def delete_file(file_id: int, ctx: Context) -> Response:
-    """Remove the file: row, attempts, metadata, blob and dynamic partition (a run is cancelled first)."""
+    """Remove the file: row, attempts, metadata, text, blob, preview and dynamic partition (a run is
+    cancelled first)."""
     _require_file(ctx, file_id)
     instance = open_instance(ctx.settings, required=False)
     try:

@@ -25,6 +25,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "backfill": "operations",
     "delete": "delete",
     "search": "search",
+    "thumbnail": "thumbnail",
     "serve": "serve",
     "quickstart": "quickstart",
     "daemon": "daemon",

@@ -21,7 +21,7 @@ from extraction_pipeline.service.deletion import delete_files
 @click.argument("file_ids", nargs=-1, type=int, required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def delete(file_ids: tuple[int, ...], as_json: bool) -> None:
-    """Remove files: row, attempts, metadata, blob and dynamic partition.
+    """Remove files: row, attempts, metadata, text, blob, preview and dynamic partition.
 
     A file still queued or running is cancelled first (its run terminated, as `cancel` does).
     Exit code 0 when a file was deleted, 2 when none of the ids exists.

@@ -83,6 +83,9 @@ class Envelope(BaseModel):
     text_truncated: bool = False
     # Only with `extract --thumbnail`: the PNG preview, base64 (never printed: the CLI writes a file).
     preview_png: str | None = Field(default=None, exclude=True)
+    # Only in the pipeline: where the preview was stored (the attempt's result keeps it for
+    # ``materialize``, which writes it to ``cloud_file_metadata.preview_uri``). Never printed.
+    preview_uri: str | None = Field(default=None, exclude=True)
 
     @property
     def succeeded(self) -> bool:

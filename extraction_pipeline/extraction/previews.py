@@ -128,22 +128,30 @@ def dxf_preview(path: Path) -> bytes:
     if msp is None:
         raise NoPreview("the drawing has no entities to draw")
     # On white paper, ACI 7 is drawn black. A drawing whose lines are true-colour white (made for a
-    # black modelspace) comes out blank: then it is drawn again with black and white swapped, as a
-    # plot would print it.
-    png = b""
+    # black modelspace) would come out blank: then it is drawn with black and white swapped, as a
+    # plot would print it. The colours are read off the recorded drawing, so only the chosen one is
+    # turned into a PDF (that is most of the time: 2-3 s for a schematic with much text).
+    deadline = time.monotonic() + DXF_BUDGET_S
+    backend = PyMuPdfBackend()
     for colours in (config.ColorPolicy.COLOR, config.ColorPolicy.COLOR_SWAP_BW):
         backend = PyMuPdfBackend()
         settings = config.Configuration(background_policy=config.BackgroundPolicy.WHITE, color_policy=colours)
         Frontend(RenderContext(doc), backend, config=settings).draw_layout(
-            msp, finalize=True, filter_func=_before(time.monotonic() + DXF_BUDGET_S)
+            msp, finalize=True, filter_func=_before(deadline)
         )
-        # Page(0, 0): the page takes the drawing's size; MuPDF then scales it to PREVIEW_PX.
-        data = backend.get_pdf_bytes(layout.Page(0, 0, layout.Units.mm, margins=layout.Margins.all(2)))
-        with pymupdf.open(stream=data, filetype="pdf") as rendered:
-            png = _fitted_png(rendered.load_page(0), pymupdf)
-        if not is_blank(png):
+        if not _all_white(backend):
             break
-    return png
+    # Page(0, 0): the page takes the drawing's size; MuPDF then scales it to PREVIEW_PX.
+    data = backend.get_pdf_bytes(layout.Page(0, 0, layout.Units.mm, margins=layout.Margins.all(2)))
+    with pymupdf.open(stream=data, filetype="pdf") as rendered:
+        return _fitted_png(rendered.load_page(0), pymupdf)
+
+
+def _all_white(backend: Any) -> bool:
+    """Whether everything an ezdxf recording backend holds is drawn in white (or nothing is)."""
+    return all(
+        properties.color[1:7].lower() == "ffffff" for _record, properties in backend.player().recordings()
+    )
 
 
 def step_preview(path: Path) -> bytes:

@@ -52,6 +52,7 @@ from extraction_pipeline.orchestration.summary import (
     failure_metadata,
     job_summary,
     materialization_metadata,
+    preview_metadata,
     skipped_description,
 )
 from extraction_pipeline.settings import Settings
@@ -220,6 +221,29 @@ def yield_cpu_to_uploads(context: dg.OpExecutionContext, niceness: int) -> None:
         context.log.info(f"a backfill run: CPU priority lowered to niceness {niceness}, uploads go first")
 
 
+def add_preview(
+    context: dg.OpExecutionContext,
+    extraction: ExtractionResource,
+    metadata: dict[str, Any],
+    envelope: dict[str, Any],
+) -> None:
+    """Put the file's stored preview on its materialization (``preview``), when it has one that the
+    UI can show; a preview that cannot be read is only logged (the metadata is what counts)."""
+    uri = envelope.get("preview_uri")
+    if not uri:
+        return
+    try:
+        with extraction.blob_store.open(uri) as handle:
+            shown = preview_metadata(handle.read())
+    except Exception as exc:  # noqa: BLE001 - a missing picture never fails the file
+        context.log.warning(
+            f"the preview of {code_span(envelope.get('file', {}).get('name'))} was not read: {type(exc).__name__}"
+        )
+        return
+    if shown is not None:
+        metadata["preview"] = shown
+
+
 def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
     """The asset with retry and backfill policies taken from ``settings``."""
     policy = retry_policy(settings)
@@ -271,7 +295,8 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
 
         def extract_row(row: Any, attempt: int, max_attempts: int) -> Any:
             with cancel_on_termination(context, extraction), extraction.local_path(row.storage_uri) as path:
-                return extraction.extract(path, row.filename, attempt=attempt, max_attempts=max_attempts)
+                envelope = extraction.extract(path, row.filename, attempt=attempt, max_attempts=max_attempts)
+            return extraction.store_preview(envelope)
 
         result = batch.extract_files(
             extraction.repository,
@@ -337,6 +362,7 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
             # Written at detection; the partition shows the copied metadata and where it came from.
             metadata = materialization_metadata(names.get(copy.file_id, str(copy.file_id)), copy.envelope)
             metadata["deduplicated_from"] = dg.MetadataValue.int(copy.source_id)
+            add_preview(context, extraction, metadata, copy.envelope)
             yield dg.AssetMaterialization(
                 asset_key=ASSET_KEY,
                 partition=str(copy.file_id),
@@ -352,10 +378,12 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
                 filename = names.get(ready.file_id, envelope.get("file", {}).get("name", str(ready.file_id)))
                 # One event per file with its own metadata; the (optional) output is never yielded, so
                 # Dagster adds no second, metadata-less materialization and no IO manager is involved.
+                metadata = materialization_metadata(filename, envelope)
+                add_preview(context, extraction, metadata, envelope)
                 yield dg.AssetMaterialization(
                     asset_key=ASSET_KEY,
                     partition=str(ready.file_id),
-                    metadata=materialization_metadata(filename, envelope),
+                    metadata=metadata,
                     tags={CODE_VERSION_TAG: code_version},
                 )
         failed = [(item.file_id, item.error) for item in plan.failed]

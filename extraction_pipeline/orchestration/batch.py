@@ -350,8 +350,11 @@ def extract_files(
             add(unreadable(repository, run, file_id, exc, job_id=job_id))
             continue
         if envelope.succeeded:
-            # The text rides along until ``materialize`` moves it into cloud_file_text.
-            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=envelope.model_dump(mode="json"))
+            # The text (and the preview's URI) ride along until ``materialize`` writes them.
+            result_document = envelope.model_dump(mode="json")
+            if envelope.preview_uri is not None:  # stored by ``extract``; materialize names it
+                result_document["preview_uri"] = envelope.preview_uri
+            repository.finish_attempt(job_id, JobStatus.EXTRACTED, result=result_document)
             add(
                 FileOutcome(
                     file_id,

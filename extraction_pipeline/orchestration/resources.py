@@ -108,17 +108,44 @@ class ExtractionResource(dg.ConfigurableResource):
 
     def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int) -> Envelope:
         """Extract one file: in a warm isolated worker (kept for the whole run) or in-process."""
-        # The text too (for search), unless EXTRACTION_MAX_TEXT_CHARS is 0.
+        # The text too (for search), unless EXTRACTION_MAX_TEXT_CHARS is 0; the preview unless
+        # EXTRACTION_PREVIEWS is off.
         text_chars = self.settings.max_text_chars or None
+        preview = self.settings.previews
         if not self.isolated:
             from extraction_pipeline.extraction.extract import extract_file
 
             return extract_file(
-                path, filename, max_bytes=self.settings.max_file_bytes, max_text_chars=text_chars
+                path,
+                filename,
+                max_bytes=self.settings.max_file_bytes,
+                max_text_chars=text_chars,
+                preview=preview,
             )
         return self._worker_pool().extract(
-            path, filename, attempt=attempt, max_attempts=max_attempts, max_text_chars=text_chars
+            path,
+            filename,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            max_text_chars=text_chars,
+            preview=preview,
         )
+
+    def store_preview(self, envelope: Envelope) -> Envelope:
+        """Move the envelope's PNG preview into the blob store (``preview_uri``). A preview that
+        cannot be stored is a warning: the file's metadata never waits on it."""
+        if envelope.preview_png is None:
+            return envelope
+        import base64
+        import io
+
+        png = base64.b64decode(envelope.preview_png)
+        envelope.preview_png = None
+        try:
+            envelope.preview_uri = self.blob_store.put(io.BytesIO(png)).uri
+        except Exception as exc:  # noqa: BLE001 - the preview is an extra, the metadata is the point
+            envelope.warnings.append(f"no preview: the blob store did not take it ({type(exc).__name__})")
+        return envelope
 
     def prestart_worker(self) -> None:
         """Boot an isolated worker in the background now: the run's first ``extract`` finds it warm

@@ -209,4 +209,5 @@ def copied_envelope(row: CloudFile, meta: CloudFileMetadata, source_id: int) -> 
         "metadata": meta.metadata_ or {},
         "duration_ms": 0,
         "deduplicated_from": source_id,
+        "preview_uri": meta.preview_uri,
     }

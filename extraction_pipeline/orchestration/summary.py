@@ -42,6 +42,10 @@ ITEM_CHARS = 80
 # The full metadata is attached as JSON up to this size; beyond it long lists are shortened (the
 # database row ``cloud_file_metadata`` and ``extraction-pipeline status ID --json`` keep it all).
 MAX_METADATA_JSON_CHARS = 256 * 1024
+# The preview shown on a materialization: at most this many pixels a side and bytes (the event log
+# keeps it for every materialization; `extraction-pipeline thumbnail ID` gives the 512 px one).
+UI_PREVIEW_PX = 256
+MAX_UI_PREVIEW_BYTES = 48 * 1024
 # An error message longer than this is cut in the UI (the database keeps it whole).
 MAX_MESSAGE_CHARS = 4000
 
@@ -341,6 +345,30 @@ def materialization_metadata(filename: str, envelope: dict[str, Any]) -> dict[st
     # Last: the UI prints a small JSON inline, and it is the longest row.
     metadata["metadata"] = dg.MetadataValue.json(bounded_metadata(extracted))
     return metadata
+
+
+def preview_metadata(png: bytes) -> dg.MetadataValue | None:
+    """The preview as the UI shows it: Markdown with the picture inline (a data URI, which the UI's
+    Markdown viewer renders behind "[Show Markdown]"), cut down to ``UI_PREVIEW_PX`` and a palette so
+    that the event log stays small (the full 512 px PNG is in the blob store). None when it cannot
+    be made that small."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            image.thumbnail((UI_PREVIEW_PX, UI_PREVIEW_PX))
+            small = image.convert("RGB").quantize(colors=64)
+            out = io.BytesIO()
+            small.save(out, format="PNG", optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    data = out.getvalue()
+    if len(data) > MAX_UI_PREVIEW_BYTES:
+        return None
+    return dg.MetadataValue.md(f"![preview]({'data:image/png;base64,' + base64.b64encode(data).decode()})")
 
 
 # ----------------------------------------------------------------------------------------------

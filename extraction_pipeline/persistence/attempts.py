@@ -186,6 +186,7 @@ class Attempts(Store):
                         "metadata": envelope.get("metadata") or {},
                         "warnings": envelope.get("warnings") or [],
                         "extracted_at": now,
+                        "preview_uri": envelope.get("preview_uri"),
                     }
                 )
                 job = jobs.get(job_id)
@@ -338,6 +339,7 @@ class Attempts(Store):
                         "metadata": meta.metadata_,
                         "warnings": meta.warnings,
                         "extracted_at": now,
+                        "preview_uri": meta.preview_uri,  # the same bytes: the same preview, shared
                     }
                 )
                 apply_status(

@@ -51,6 +51,8 @@ class DeletedFile:
 
     id: int
     storage_uri: str
+    # Its preview, when no other file shares it (a duplicate keeps its source's preview).
+    preview_uri: str | None = None
 
 
 class FileQueries(Store):
@@ -228,12 +230,34 @@ class FileQueries(Store):
                 .with_for_update()
             ).all()
             gone = [file_id for file_id, _ in found]
+            previews: dict[int, str] = {}
             if gone:
+                previews = {
+                    file_id: str(uri)
+                    for file_id, uri in session.execute(
+                        select(CloudFileMetadata.cloud_file_id, CloudFileMetadata.preview_uri).where(
+                            CloudFileMetadata.cloud_file_id.in_(gone),
+                            CloudFileMetadata.preview_uri.is_not(None),
+                        )
+                    )
+                }
                 session.execute(delete(ExtractionJob).where(ExtractionJob.cloud_file_id.in_(gone)))
                 session.execute(delete(CloudFileMetadata).where(CloudFileMetadata.cloud_file_id.in_(gone)))
                 session.execute(delete(CloudFileText).where(CloudFileText.cloud_file_id.in_(gone)))
                 session.execute(delete(CloudFile).where(CloudFile.id.in_(gone)))
-        return [DeletedFile(id=file_id, storage_uri=uri) for file_id, uri in found]
+                if previews:  # a preview that a remaining file shares (a duplicate's) stays
+                    shared = set(
+                        session.scalars(
+                            select(CloudFileMetadata.preview_uri).where(
+                                CloudFileMetadata.preview_uri.in_(sorted(set(previews.values())))
+                            )
+                        )
+                    )
+                    previews = {key: uri for key, uri in previews.items() if uri not in shared}
+        return [
+            DeletedFile(id=file_id, storage_uri=uri, preview_uri=previews.get(file_id))
+            for file_id, uri in found
+        ]
 
 
 def _where_status(query: Any, status: str | None) -> Any:

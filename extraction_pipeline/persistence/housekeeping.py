@@ -20,6 +20,7 @@ from sqlalchemy import CursorResult, delete, exists, select
 from extraction_pipeline.persistence.blobs import ListableBlobStore
 from extraction_pipeline.persistence.database import Store, translate_db_errors
 from extraction_pipeline.persistence.models import CloudFile, CloudFileMetadata, CloudFileText, ExtractionJob
+from extraction_pipeline.persistence.state import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,29 @@ def orphan_partition_keys(store: Store, keys: Sequence[str], *, limit: int = MAX
 
 
 def referenced_uris(store: Store, uris: Iterable[str]) -> set[str]:
-    """The URIs of ``uris`` that some ``cloud_files.storage_uri`` names."""
-    wanted = sorted(set(uris))
+    """The URIs of ``uris`` that some ``cloud_files.storage_uri`` or ``cloud_file_metadata.preview_uri``
+    names (a file's bytes or its preview)."""
+    asked = set(uris)
+    wanted = sorted(asked)
     found: set[str] = set()
     with translate_db_errors(store.url), store.sessions() as session:
         for chunk in _chunks(wanted):
             found.update(
                 session.scalars(select(CloudFile.storage_uri).where(CloudFile.storage_uri.in_(chunk)))
             )
+            found.update(
+                uri
+                for uri in session.scalars(
+                    select(CloudFileMetadata.preview_uri).where(CloudFileMetadata.preview_uri.in_(chunk))
+                )
+                if uri is not None
+            )
+        # A preview stored by an extraction that ``materialize`` has not written yet (a long batch
+        # can take longer than the grace period): its attempt row, still ``extracted``, names it.
+        waiting = session.scalars(
+            select(ExtractionJob.result).where(ExtractionJob.status == JobStatus.EXTRACTED.value)
+        )
+        found.update(uri for result in waiting if (uri := (result or {}).get("preview_uri")) in asked)
     return found
 
 

@@ -147,6 +147,10 @@ class CloudFileMetadata(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
     warnings: Mapped[list[str]] = mapped_column(JSONType)
     extracted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # The PNG preview in the blob store (None: none was made). Files with the same bytes share it.
+    preview_uri: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_cloud_file_metadata_preview_uri", "preview_uri"),)
 
 
 class CloudFileText(Base):

@@ -1,4 +1,5 @@
-"""``delete``: a file and everything the pipeline keeps of it (row, attempts, metadata, blob, partition).
+"""``delete``: a file and everything the pipeline keeps of it (row, attempts, metadata, text, blob,
+preview, partition).
 
 Order matters: a file still on its way is cancelled first (its single-file run terminated, as
 ``cancel`` does), so that no run extracts a file that is going; then the rows go in one
@@ -46,11 +47,14 @@ def delete_files(
     gone = repository.delete_files(wanted)
     leftovers: list[str] = []
     for item in gone:
-        try:
-            store.delete(item.storage_uri)
-        except Exception as exc:  # noqa: BLE001 - the row is gone; a leftover blob is reported, not fatal
-            log.warning("file %s: its blob was not removed: %s", item.id, type(exc).__name__)
-            leftovers.append(f"file {item.id}: blob not removed ({type(exc).__name__})")
+        for what, uri in (("blob", item.storage_uri), ("preview", item.preview_uri)):
+            if uri is None:
+                continue
+            try:
+                store.delete(uri)
+            except Exception as exc:  # noqa: BLE001 - the row is gone; a leftover blob is reported, not fatal
+                log.warning("file %s: its %s was not removed: %s", item.id, what, type(exc).__name__)
+                leftovers.append(f"file {item.id}: {what} not removed ({type(exc).__name__})")
     if instance is not None and gone:
         leftovers.extend(_delete_partitions(instance, [str(item.id) for item in gone]))
     return DeleteOutcome(

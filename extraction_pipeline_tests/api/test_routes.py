@@ -128,6 +128,7 @@ def test_every_route_but_healthz_needs_the_token(server: Server) -> None:
             ("DELETE", "/v1/files/1"),
             ("POST", "/v1/backfills"),
             ("GET", "/v1/search?q=pump"),
+            ("GET", "/v1/files/1/thumbnail"),
         ):
             response = client.request(method, path)
             assert error_of(response, 401) == {"code": "unauthorized", "message": message}
@@ -319,3 +320,62 @@ def test_search_answers_as_the_cli_and_refuses_a_bad_format(server: Server) -> N
     assert server.client.get("/v1/search", params={"q": 'x" OR 1=1; -- ' * 1000}).status_code == 200
     error_of(server.client.get("/v1/search", params={"q": "pump", "format": "docx"}), 400)
     assert server.client.get("/v1/search").status_code == 422  # no q
+
+
+def test_thumbnail_serves_the_stored_preview_and_the_cli_writes_it(server: Server, tmp_path: Path) -> None:
+    """The preview is stored as a run stores it (materialize); the server and the CLI only read it."""
+    import base64
+    import io
+
+    import pymupdf
+
+    from extraction_pipeline.extraction.extract import extract_file
+    from extraction_pipeline.persistence.blobs import blob_store_from_url
+
+    drawn = upload(server, "drawn.pdf", make_pdf(text="a drawing"))
+    bare = upload(server, "bare.pdf", make_pdf(text="not extracted"))
+    local = tmp_path / "drawn.pdf"
+    local.write_bytes(make_pdf(text="a drawing"))
+    envelope = extract_file(local, preview=True)
+    assert envelope.preview_png is not None
+    png = base64.b64decode(envelope.preview_png)
+    stored = blob_store_from_url(server.env["EXTRACTION_STORAGE_URL"]).put(io.BytesIO(png))
+    document = {**envelope.model_dump(mode="json"), "preview_uri": stored.uri}
+    repository = repository_of(server)
+    try:
+        assert repository.materialize_many([(drawn["id"], 0, document, {})]) == {drawn["id"]}
+    finally:
+        repository.dispose()
+
+    response = server.client.get(f"/v1/files/{drawn['id']}/thumbnail")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    picture = pymupdf.Pixmap(response.content)
+    assert response.content == png and max(picture.width, picture.height) == 512
+    none = error_of(server.client.get(f"/v1/files/{bare['id']}/thumbnail"), 404)
+    assert none == {
+        "code": "not_found",
+        "message": f"file {bare['id']} has no preview: it has not been extracted",
+    }
+    assert (
+        error_of(server.client.get("/v1/files/987654/thumbnail"), 404)["message"] == "no file with id 987654"
+    )
+
+    written = server.cli("thumbnail", str(drawn["id"]), "-o", str(tmp_path / "out.png"), "--json")
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "out.png").read_bytes() == png
+    assert json.loads(written.stdout) == {
+        "id": drawn["id"],
+        "path": str(tmp_path / "out.png"),
+        "size_bytes": len(png),
+    }
+    missing = server.cli("thumbnail", str(bare["id"]), "-o", str(tmp_path / "bare.png"))
+    assert missing.returncode == 1 and "has no preview: it has not been extracted" in missing.stderr
+    unknown = server.cli("thumbnail", "987654", "-o", str(tmp_path / "unknown.png"))
+    assert unknown.returncode == 2 and "no file with id 987654" in unknown.stderr
+    assert not (tmp_path / "bare.png").exists() and not (tmp_path / "unknown.png").exists()
+
+    # Deleting the file removes its blob and its preview.
+    blobs = len(server.blob_files())
+    assert server.client.delete(f"/v1/files/{drawn['id']}").status_code == 204
+    assert len(server.blob_files()) == blobs - 2
+    error_of(server.client.get(f"/v1/files/{drawn['id']}/thumbnail"), 404)
