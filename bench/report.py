@@ -28,6 +28,7 @@ TARGETS: dict[str, tuple[str, float] | None] = {
     "burst_ratio_vs_raw": ("<=", 1.5),
     "latency_p95_during_burst_s": ("<=", 10.0),
     "text_overhead_ratio": None,
+    "preview_ms_p50": None,
     "search_ms_at_100k": ("<=", 50.0),
 }
 

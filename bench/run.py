@@ -18,6 +18,7 @@ application's and the Dagster instance's, dropped at the end), a ``DAGSTER_HOME`
 - ``extract_cold_ms``: ``extraction-pipeline extract small.pdf --json`` in a fresh process (the console
   script next to ``sys.executable``, a 2-page PDF), median of 5;
 - ``text_overhead_ratio``: extraction with the text over extraction without, median over formats;
+- ``preview_ms_p50``: per format, the median time a preview adds to an extraction (``previews.py``);
 - ``search_ms_at_100k``: median of 20 searches over 100,000 stored texts on PostgreSQL (``text.py``);
 - ``partitions_100k``: with 100k registered partitions, adding 1k more and the UI's partition status
   query (GraphQL, in-process);
@@ -70,6 +71,7 @@ from bench.pipeline import (  # noqa: E402
     measure_sensor_tick,
     measure_shortcuts,
 )
+from bench.previews import measure_previews  # noqa: E402
 from bench.raw import raw_loop_s  # noqa: E402
 from bench.report import TARGETS, holds, render_run  # noqa: E402
 from bench.text import measure_search, measure_text_overhead  # noqa: E402
@@ -124,6 +126,7 @@ PLANS = {
 STEPS = (
     "extract_overhead",
     "text",
+    "preview",
     "backfill",
     "latency",
     "shortcuts",
@@ -182,7 +185,15 @@ def run(
         root = Path(tmp)
         (root / "templates").mkdir()
         templates: list[Template] = []
-        if only is None or only & {"extract_overhead", "text", "backfill", "latency", "shortcuts", "burst"}:
+        if only is None or only & {
+            "extract_overhead",
+            "text",
+            "preview",
+            "backfill",
+            "latency",
+            "shortcuts",
+            "burst",
+        }:
             log("generating the corpus templates")
             templates = build_templates(root / "templates", plan.scale, corpus)
             details["templates"] = {t.path.name: t.path.stat().st_size for t in templates}
@@ -208,6 +219,13 @@ def run(
             result["text_overhead_ratio"] = measured["median_ratio"]
 
         step("text", do_text)
+
+        def do_preview() -> None:
+            measured = measure_previews([t.path for t in templates], plan.repeat)
+            details["preview"] = measured["per_format"]
+            result["preview_ms_p50"] = measured["p50_ms"]
+
+        step("preview", do_preview)
 
         with deployment(root, overrides) as deploy:
             repository = CloudFileRepository.from_url(deploy.app_url)

@@ -7,8 +7,9 @@ renderer that hangs or eats memory is held by the worker's limits like any extra
 - DXF: the modelspace (or the first paperspace layout when it is empty), drawn by ezdxf's drawing
   add-on into a PDF page, rasterised by MuPDF, for at most ``DXF_BUDGET_S`` seconds;
 - STEP: the shapes tessellated by OpenCascade, shaded and drawn in an isometric view;
-- IFC: the products' geometry from ifcopenshell's geometry iterator, drawn the same way, within
-  ``IFC_BUDGET_S`` seconds and ``MAX_TRIANGLES`` triangles (a huge model gets the part done so far);
+- IFC (SPF, ifcXML, and the model inside an ifcZIP): the products' geometry from ifcopenshell's
+  geometry iterator, drawn the same way, within ``IFC_BUDGET_S`` seconds and ``MAX_TRIANGLES``
+  triangles (a huge model gets the part done so far);
 - DWG: none yet (no renderer reads its content); the envelope says so in a warning.
 
 A preview never fails a file: a renderer's error becomes a warning and no preview.
@@ -17,6 +18,7 @@ A preview never fails a file: a renderer's error becomes a warning and no previe
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -204,14 +206,26 @@ def _occ_triangles(shape: Any) -> list[Triangle]:
 
 
 def ifc_preview(path: Path) -> bytes:
+    from extraction_pipeline.extraction.formats.ifc_reading import inflate_member, sniff_variant
+
+    if sniff_variant(path) != "ifczip":
+        return _ifc_model_preview(path)
+    # The model inside the zip, inflated (at most MAX_MODEL_BYTES) into a folder that goes with it.
+    with tempfile.TemporaryDirectory(prefix="ifczip-preview-") as folder:
+        _member, inner = inflate_member(path, Path(folder), MAX_MODEL_BYTES, [])
+        return _ifc_model_preview(inner)
+
+
+def _ifc_model_preview(path: Path) -> bytes:
     import ifcopenshell
     import ifcopenshell.geom
 
-    from extraction_pipeline.extraction.formats.ifc_reading import sniff_variant
+    from extraction_pipeline.extraction.formats.ifc_reading import open_ifcxml, sniff_variant
 
-    if sniff_variant(path) != "spf":
-        raise NoPreview("previews are made of IFC-SPF files only (not ifcZIP or ifcXML) yet")
-    model = ifcopenshell.open(str(path))
+    if sniff_variant(path) == "ifcxml":
+        model, _logger = open_ifcxml(path, inside_zip=False)
+    else:
+        model = ifcopenshell.open(str(path))
     settings = ifcopenshell.geom.settings()
     settings.set("use-world-coords", True)
     iterator = ifcopenshell.geom.iterator(settings, model, 1)

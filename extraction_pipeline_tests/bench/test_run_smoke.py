@@ -38,14 +38,15 @@ KEYS = {
     "burst_ratio_vs_raw",
     "latency_p95_during_burst_s",
     "text_overhead_ratio",
+    "preview_ms_p50",
     "search_ms_at_100k",
 }
 
 
-def test_the_text_and_search_steps_measure_on_the_tiny_plan(capfd, tmp_path: Path) -> None:
+def test_the_text_preview_and_search_steps_measure_on_the_tiny_plan(capfd, tmp_path: Path) -> None:
     require_postgres()
     status = run.main(
-        ["--scale", "tiny", "--json", "--only", "text,search", "--corpus", str(tmp_path / "none")]
+        ["--scale", "tiny", "--json", "--only", "text,preview,search", "--corpus", str(tmp_path / "none")]
     )
     assert status == 0
     result = json.loads(capfd.readouterr().out)
@@ -54,6 +55,12 @@ def test_the_text_and_search_steps_measure_on_the_tiny_plan(capfd, tmp_path: Pat
     assert result["text_overhead_ratio"] == text["median_ratio"] > 0
     assert {"pdf", "dxf", "ifc", "step"} <= set(text["per_format"])
     assert all(row["text_chars"] > 0 for row in text["per_format"].values())
+    # Every generated PDF, DXF and STEP template gets its preview, and what it cost is reported.
+    previews = result["details"]["preview"]
+    assert result["preview_ms_p50"] == {fmt: row["p50_ms"] for fmt, row in previews.items()}
+    for fmt in ("pdf", "dxf", "step"):
+        assert previews[fmt]["with_preview"] == previews[fmt]["files"] > 0
+        assert previews[fmt]["max_ms"] >= previews[fmt]["p50_ms"] >= 0
     search = result["details"]["search"]
     assert search["texts"] == 2000 and len(search["per_query_ms"]) == 20 and search["median_ms"] > 0
     assert search["hits"]["w1"] == 20  # the commonest word is in every text

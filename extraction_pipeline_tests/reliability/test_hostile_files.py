@@ -17,6 +17,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,18 +208,19 @@ def pool() -> Iterator[WorkerPool]:
         yield workers
 
 
-def extract(pool: WorkerPool, path: Path, name: str | None = None) -> tuple[Envelope, float]:
-    """Extract through the pool and check what holds for every outcome; returns (envelope, seconds)."""
-    envelope, seconds, _ = extract_run(pool, path, name)
+def extract(pool: WorkerPool, path: Path, name: str | None = None, **options: Any) -> tuple[Envelope, float]:
+    """Extract through the pool and check what holds for every outcome; returns (envelope, seconds).
+    ``options``: ``max_text_chars`` and ``preview``, as the pipeline asks for them."""
+    envelope, seconds, _ = extract_run(pool, path, name, **options)
     return envelope, seconds
 
 
 def extract_run(
-    pool: WorkerPool, path: Path, name: str | None = None
+    pool: WorkerPool, path: Path, name: str | None = None, **options: Any
 ) -> tuple[Envelope, float, WorkerResult]:
     """``extract`` that also tells what became of the worker."""
     started = time.monotonic()
-    result = pool.run(path, name)  # an exception here fails the test: it must never raise
+    result = pool.run(path, name, **options)  # an exception here fails the test: it must never raise
     seconds = time.monotonic() - started
     envelope = result.envelope
     assert isinstance(envelope, Envelope)
@@ -357,22 +359,68 @@ def test_pdf_object_nested_200k_levels(pool: WorkerPool, tmp_path: Path) -> None
         assert any("could not be read" in w for w in envelope.warnings), envelope.warnings
 
 
+# What the pipeline asks of the worker besides the metadata: the text (capped lower here than the
+# default, so that the cap is reached) and the preview.
+WITH_TEXT_AND_PREVIEW: dict[str, Any] = {"max_text_chars": 100_000, "preview": True}
+
+
 @pytest.mark.slow
 def test_pdf_with_20000_pages(pool: WorkerPool, tmp_path: Path) -> None:
-    envelope, _ = extract(pool, many_pages_pdf(tmp_path))
+    envelope, _ = extract(pool, many_pages_pdf(tmp_path), **WITH_TEXT_AND_PREVIEW)
     assert (envelope.format, envelope.status) == ("pdf", "succeeded"), envelope.error
     assert envelope.metadata["page_count"] == 20_000
     assert envelope.metadata["page_sizes_pt"] == [{"size": [612.0, 792.0], "count": 20_000}]
     assert envelope.metadata["pages_without_text"] == 0
+    # The text stops at the cap and says so; the preview is the first page.
+    assert envelope.text is not None and envelope.text_truncated
+    assert 90_000 < len(envelope.text) <= 100_000
+    assert envelope.text.startswith("A page of a very long document")
+    assert envelope.preview_png is not None
 
 
 @pytest.mark.slow
 def test_dxf_with_300k_entities_and_no_header(pool: WorkerPool, tmp_path: Path) -> None:
-    envelope, _ = extract(pool, headerless_dxf(tmp_path))
+    envelope, _ = extract(pool, headerless_dxf(tmp_path), **WITH_TEXT_AND_PREVIEW)
     assert (envelope.format, envelope.variant, envelope.status) == ("dxf", "ascii", "succeeded"), (
         envelope.error
     )
     assert envelope.metadata["entity_counts"] == {"LINE": 300_000}
+    # Too many entities to draw within the limits: no preview, and why; the file still succeeds.
+    assert envelope.preview_png is None
+    assert any(w.startswith("no preview: the modelspace has 300000 entities") for w in envelope.warnings)
+    assert envelope.text is None and not envelope.text_truncated  # lines carry no text
+
+
+def many_products_ifc(folder: Path, products: int = 100_000) -> Path:
+    """An IFC4 model of ``products`` walls, each with a name, and no geometry."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_$"
+
+    def guid(number: int) -> str:
+        digits = []
+        for _ in range(22):
+            number, digit = divmod(number, 64)
+            digits.append(alphabet[digit])
+        return "".join(digits)
+
+    lines = [f"#1=IFCPROJECT('{guid(0)}',$,'Many walls',$,$,$,$,$,$);"]
+    lines += [
+        f"#{number + 2}=IFCWALL('{guid(number + 1)}',$,'Wall number {number}',$,$,$,$,$,$);"
+        for number in range(products)
+    ]
+    path = folder / "many-products.ifc"
+    path.write_bytes(spf_header("IFC4") + "\n".join(lines).encode() + b"\n" + SPF_END)
+    return path
+
+
+@pytest.mark.slow
+def test_ifc_with_100k_products(pool: WorkerPool, tmp_path: Path) -> None:
+    envelope, _ = extract(pool, many_products_ifc(tmp_path), **WITH_TEXT_AND_PREVIEW)
+    assert (envelope.format, envelope.variant, envelope.status) == ("ifc", "spf", "succeeded"), envelope.error
+    assert envelope.metadata["element_counts"] == {"IfcWall": 100_000}
+    assert envelope.text is not None and envelope.text_truncated and len(envelope.text) <= 100_000
+    assert "Wall number 0" in envelope.text
+    assert envelope.preview_png is None
+    assert any(w.startswith("no preview: the model has 100000 products") for w in envelope.warnings)
 
 
 def test_ifc_with_50k_unclosed_parentheses(pool: WorkerPool, tmp_path: Path) -> None:
