@@ -22,7 +22,8 @@ What it does:
      partition page keeps the old materialization and shows the failure in its metadata table;
    - each succeeded file's partition page: its key facts (PDF title/author/version, DXF and DWG
      version/units/layer names, IFC schema/project/storeys, STEP parts/volume/box) and the full
-     metadata JSON (``[Show JSON]`` opens it).
+     metadata JSON (``[Show JSON]`` opens it), and its preview where one was stored (the row
+     ``preview``: the picture inline, or ``[Show Markdown]`` opening a dialog with it).
 
    A screenshot of every page goes to ``--out`` (default: a folder ``ui-check`` in the system's
    temporary folder, ``tempfile.gettempdir()``; nothing is written into the repository).
@@ -59,7 +60,9 @@ from typing import Any
 
 ASSET = "cloud_file_metadata"
 BROKEN_NAME = "broken [v2] <b>bracket</b>.step"
-BROKEN_BYTES = b"neither a drawing nor a model nor a document\n" * 20
+# A PDF header and then nothing a reader can use: a PDF that fails (``corrupt``). Bytes of no format at
+# all would be ``skipped``, which is no failure.
+BROKEN_BYTES = b"%PDF-1.7\n" + b"neither a drawing nor a model nor a document\n" * 20
 REFAILED_NAME = "revised *spec*.pdf"
 # The runs' events go to the instance (the UI reads them there), not to this script's terminal.
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -156,12 +159,17 @@ def build_deployment(root: Path, env: dict[str, str]) -> dict[str, Any]:
         blob = store.path_of(repository.get_file(files["refailed"]).storage_uri)
         blob.chmod(0o644)
         blob.write_bytes(BROKEN_BYTES)
+        # Requested again as `retry --force` does: its bytes equal the PDF sample's, and a forced
+        # request is extracted, never deduplicated.
+        repository.reset_to_pending([files["refailed"]], statuses=("succeeded",), force=True)
+        repository.queue_files([files["refailed"]])
         extract("refailed", files["refailed"])
     facts = {
         kind: {
             "filename": repository.get_file(file_id).filename,
             "status": repository.get_file(file_id).extraction_status,
             "metadata": (row.metadata_ if (row := repository.metadata_for(file_id)) else None),
+            "preview": bool(row and row.preview_uri),
         }
         for kind, file_id in files.items()
     }
@@ -396,6 +404,39 @@ def check_succeeded_partition(
         page.keyboard.press("Escape")
     key = next(iter(metadata))
     report.check(f'"{key}"' in row, f"{kind}: full metadata JSON shown (key {key!r})")
+    check_preview(page, kind, facts["preview"], out, report)
+
+
+def check_preview(page: Any, kind: str, stored: bool, out: Path, report: Report) -> None:
+    """A file with a stored preview shows it in the row ``preview``: inline when its Markdown is short
+    (a white page compresses to little), else behind ``[Show Markdown]``, which opens a dialog with
+    the picture. Either way a data URI image that the browser decoded, 256 px. Without one: no row."""
+    row = metadata_row(page, "preview")
+    if not stored:
+        report.check(not row, f"{kind}: no preview stored, no preview row")
+        return
+    if not report.check(bool(row), f"{kind}: a preview row"):
+        return
+    scope = page.locator("tr").filter(has=page.locator("td:first-child", has_text="preview")).first
+    where = "inline"
+    if "[Show Markdown]" in row:
+        scope.get_by_text("[Show Markdown]").first.click()
+        scope = page.get_by_role("dialog")
+        scope.wait_for(timeout=10_000)
+        where = "in the [Show Markdown] dialog"
+    scope.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(out / f"succeeded-{kind}-preview.png"))
+    sizes = scope.locator("img").evaluate_all(
+        "images => images.filter(i => i.src.startsWith('data:image/png;base64,'))"
+        ".map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+    )
+    if where != "inline":
+        page.keyboard.press("Escape")
+    report.check(
+        len(sizes) == 1 and sizes[0][0] and max(sizes[0][1], sizes[0][2]) == 256,
+        f"{kind}: the 256 px preview is shown {where} ({sizes})",
+    )
 
 
 def run_browser(base: str, deployment: dict[str, Any], out: Path, chromium: str, report: Report) -> None:
