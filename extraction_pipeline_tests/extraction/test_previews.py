@@ -155,3 +155,31 @@ def test_a_huge_drawing_gets_no_preview_but_its_metadata(
     assert envelope.status == "succeeded" and envelope.metadata["entity_counts"] == {"LINE": 60}
     assert envelope.preview_png is None
     assert "no preview: the modelspace has 60 entities, more than the 50 a preview draws" in envelope.warnings
+
+
+def test_a_drawing_is_fitted_and_filled_areas_keep_their_holes(tmp_path: Path) -> None:
+    """A 200 x 100 drawing: a red solid hatch with a square hole, a blue SOLID, a black line along the
+    bottom. Landscape, 512 px wide; the hole is white (even-odd), the areas in their colours."""
+    import ezdxf
+
+    doc = ezdxf.new("R2018")
+    msp = doc.modelspace()
+    hatch = msp.add_hatch(color=1)  # red
+    hatch.paths.add_polyline_path([(0, 0), (100, 0), (100, 100), (0, 100)], is_closed=True)
+    hatch.paths.add_polyline_path([(30, 30), (70, 30), (70, 70), (30, 70)], is_closed=True)
+    msp.add_solid([(120, 20), (180, 20), (120, 80), (180, 80)], dxfattribs={"color": 5})  # blue
+    msp.add_line((0, 0), (200, 0))
+    msp.add_line((200, 0), (200, 100))
+    doc.saveas(tmp_path / "areas.dxf")
+    pixmap = picture(previews.make_preview(tmp_path / "areas.dxf", "dxf"))
+    assert pixmap.width == 512 and 250 < pixmap.height < 262
+    scale = (512 - 8) / 200  # pixels per drawing unit inside the 4 px margin
+
+    def at(x: float, y: float) -> tuple[int, ...]:
+        return tuple(pixmap.pixel(round(4 + x * scale), round(pixmap.height - 4 - y * scale)))[:3]
+
+    assert at(15, 50) == (255, 0, 0)  # the hatch's ring
+    assert at(50, 50) == (255, 255, 255)  # its hole
+    assert at(150, 50) == (0, 0, 255)  # the SOLID
+    assert at(190, 90) == (255, 255, 255)  # nothing drawn there
+    assert white_corner(pixmap)
