@@ -183,3 +183,28 @@ def test_a_drawing_is_fitted_and_filled_areas_keep_their_holes(tmp_path: Path) -
     assert at(150, 50) == (0, 0, 255)  # the SOLID
     assert at(190, 90) == (255, 255, 255)  # nothing drawn there
     assert white_corner(pixmap)
+
+
+ALL_CORPUS_FILES = sorted(
+    path
+    for fmt in ("pdf", "dxf", "dwg", "ifc", "step")
+    for path in (CORPUS_DIR / fmt).glob("*")
+    if path.is_file()
+)
+
+
+@pytest.mark.parametrize("path", ALL_CORPUS_FILES, ids=[p.name for p in ALL_CORPUS_FILES])
+def test_the_text_and_the_preview_change_nothing_in_the_metadata(path: Path) -> None:
+    """The pipeline asks for the text and the preview; `extract --json` alone for neither: the same
+    status, metadata and warnings either way (bar the preview's own warnings)."""
+    plain = extract_file(path)
+    full = extract_file(path, max_text_chars=1_000_000, preview=True)
+    assert (full.status, full.format, full.variant, full.error) == (
+        plain.status,
+        plain.format,
+        plain.variant,
+        plain.error,
+    )
+    assert full.metadata == plain.metadata
+    own = [w for w in full.warnings if not w.startswith(("no preview: ", "the preview is blank"))]
+    assert own == plain.warnings
