@@ -10,7 +10,8 @@ renderer that hangs or eats memory is held by the worker's limits like any extra
 - IFC (SPF, ifcXML, and the model inside an ifcZIP): the products' geometry from ifcopenshell's
   geometry iterator, drawn the same way, within ``IFC_BUDGET_S`` seconds and ``MAX_TRIANGLES``
   triangles (a huge model gets the part done so far);
-- DWG: none yet (no renderer reads its content); the envelope says so in a warning.
+- DWG (R13 and newer, what ezdwg reads of it): converted to DXF by ezdwg, then drawn as a DXF;
+  an older release gets none, and a warning saying so.
 
 A preview never fails a file: a renderer's error becomes a warning and no preview.
 """
@@ -44,12 +45,12 @@ MAX_MODEL_BYTES = 64 * 1024 * 1024
 
 def too_big(fmt: str, metadata: dict[str, Any], size_bytes: int) -> str | None:
     """Why the file is too big for a preview within the limits (None: it is not)."""
-    if fmt == "dxf":
+    if fmt in ("dxf", "dwg"):
         entities = sum((metadata.get("entity_counts") or {}).values())
         if entities > MAX_DXF_ENTITIES:
             return f"the modelspace has {entities} entities, more than the {MAX_DXF_ENTITIES} a preview draws"
-    elif fmt in ("ifc", "step") and size_bytes > MAX_MODEL_BYTES:
-        return f"the model has {size_bytes} bytes, more than the {MAX_MODEL_BYTES} a preview reads"
+    if fmt in ("ifc", "step", "dwg") and size_bytes > MAX_MODEL_BYTES:
+        return f"the file has {size_bytes} bytes, more than the {MAX_MODEL_BYTES} a preview reads"
     elif fmt == "ifc":
         products = sum((metadata.get("element_counts") or {}).values())
         if products > MAX_IFC_PRODUCTS:
@@ -154,6 +155,26 @@ def _all_white(backend: Any) -> bool:
     return all(
         properties.color[1:7].lower() == "ffffff" for _record, properties in backend.player().recordings()
     )
+
+
+def dwg_preview(path: Path) -> bytes:
+    """ezdwg turns the drawing into a DXF (what it reads of it: R13 and newer), drawn as a DXF is."""
+    import ezdwg
+
+    from extraction_pipeline.extraction.formats.dwg_content import EZDWG_VERSIONS
+
+    with path.open("rb") as handle:
+        release = handle.read(6).decode("ascii", "replace")
+    if release not in EZDWG_VERSIONS:
+        raise NoPreview(f"ezdwg does not read the content of {release} drawings (R13 and newer only)")
+    with tempfile.TemporaryDirectory(prefix="dwg-preview-") as folder:
+        converted = Path(folder) / "drawing.dxf"
+        ezdwg.clear_decode_caches()  # keyed by path: never another file's data
+        try:
+            ezdwg.to_dxf(str(path), str(converted))
+        finally:
+            ezdwg.clear_decode_caches()
+        return dxf_preview(converted)
 
 
 def step_preview(path: Path) -> bytes:
@@ -325,6 +346,7 @@ def _normal(
 
 _RENDERERS: dict[str, Callable[[Path], bytes]] = {
     "pdf": pdf_preview,
+    "dwg": dwg_preview,
     "dxf": dxf_preview,
     "step": step_preview,
     "ifc": ifc_preview,
