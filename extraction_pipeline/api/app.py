@@ -19,6 +19,7 @@ from extraction_pipeline.api.auth import BearerAuth
 from extraction_pipeline.api.errors import install_error_handlers
 from extraction_pipeline.persistence.blobs import BlobStore, blob_store_from_url
 from extraction_pipeline.persistence.repository import CloudFileRepository
+from extraction_pipeline.service.previews import PreviewRenderer
 from extraction_pipeline.settings import Settings
 
 TOKEN_VARIABLE = "EXTRACTION_API_TOKEN"
@@ -33,6 +34,8 @@ class ApiContext:
     settings: Settings
     repository: CloudFileRepository
     store: BlobStore
+    # Makes a preview that a backfill left for its first request (None: EXTRACTION_PREVIEWS=0).
+    previews: PreviewRenderer | None = None
 
 
 def context(request: Request) -> ApiContext:
@@ -50,10 +53,13 @@ def create_app(settings: Settings, token: str | None) -> FastAPI:
         # The engine connects lazily: a database that is down at start makes routes answer 503
         # (and /healthz say so) until it is back, instead of the server refusing to start.
         repository = CloudFileRepository.from_url(settings.database_url)
-        app.state.ctx = ApiContext(settings, repository, blob_store_from_url(settings.storage_url))
+        previews = PreviewRenderer(settings) if settings.previews else None
+        app.state.ctx = ApiContext(settings, repository, blob_store_from_url(settings.storage_url), previews)
         try:
             yield
         finally:
+            if previews is not None:
+                previews.close()
             repository.dispose()
 
     from extraction_pipeline.api.routes import router

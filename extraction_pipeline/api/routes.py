@@ -147,8 +147,9 @@ def cancel_file(file_id: int, ctx: Context) -> dict[str, Any]:
     responses={200: {"content": {"image/png": {}}}, 404: error_schema()},
 )
 def file_thumbnail(file_id: int, ctx: Context) -> Response:
-    """The file's PNG preview (512 px); `404` when there is no such file or it has no preview."""
-    png = load_thumbnail(ctx.repository, ctx.store, file_id)
+    """The file's PNG preview (512 px); `404` when there is no such file or it has no preview. A
+    file extracted by a backfill gets its preview now, on the first request (a second or so)."""
+    png = load_thumbnail(ctx.repository, ctx.store, file_id, render=ctx.previews)
     # Immutable for a given extraction, but a re-extraction replaces it: revalidate, never cache blind.
     return Response(content=png, media_type="image/png", headers={"Cache-Control": "private, no-cache"})
 

@@ -19,7 +19,7 @@ from extraction_pipeline.cli.common import (
 )
 from extraction_pipeline.persistence.blobs import blob_store_from_url
 from extraction_pipeline.service.errors import FileNotFound
-from extraction_pipeline.service.previews import NoThumbnail, load_thumbnail
+from extraction_pipeline.service.previews import NoThumbnail, PreviewRenderer, load_thumbnail
 
 
 @click.command()
@@ -33,21 +33,28 @@ from extraction_pipeline.service.previews import NoThumbnail, load_thumbnail
 )
 @click.option("--json", "as_json", is_flag=True, help='Print {"id","path","size_bytes"} when written.')
 def thumbnail(file_id: int, output: Path, as_json: bool) -> None:
-    """Write the PNG preview of file FILE_ID (512 px, made when it was extracted).
+    """Write the PNG preview of file FILE_ID (512 px).
+
+    An upload's preview is made when it is extracted; a file extracted by a backfill gets its
+    preview now, the first time it is asked for (an isolated worker reads the file again).
 
     Exit code 0 when written, 1 when the file has no preview (the message says why), 2 when there
     is no such file.
     """
     settings = load_settings()
     repository = open_repository(settings)
+    render = PreviewRenderer(settings) if settings.previews else None
     try:
         with operation_errors():
-            png = load_thumbnail(repository, blob_store_from_url(settings.storage_url), file_id)
+            store = blob_store_from_url(settings.storage_url)
+            png = load_thumbnail(repository, store, file_id, render=render)
     except FileNotFound as exc:
         fail(exc.message)
     except NoThumbnail as exc:
         fail(exc.message, EXIT_FAILED)
     finally:
+        if render is not None:
+            render.close()
         repository.dispose()
     if str(output) == "-":
         sys.stdout.buffer.write(png)

@@ -292,10 +292,16 @@ def build_extraction_asset(settings: Settings) -> dg.AssetsDefinition:
         """Extract each detected file in an isolated worker; one ``extraction_jobs`` row per attempt."""
 
         yield_cpu_to_uploads(context, extraction.settings.backfill_niceness)  # a run resumed here
+        # An upload's run makes the preview with the metadata (0.02-1 s); a backfill's runs (historic
+        # files, bursts) leave it for the first request of it (``service/previews.py``): made here it
+        # cost a 300-file backfill 4x the time of its metadata (bench/run.py, step backfill).
+        previews = not context.run.tags.get(BACKFILL_ID_TAG)
 
         def extract_row(row: Any, attempt: int, max_attempts: int) -> Any:
             with cancel_on_termination(context, extraction), extraction.local_path(row.storage_uri) as path:
-                envelope = extraction.extract(path, row.filename, attempt=attempt, max_attempts=max_attempts)
+                envelope = extraction.extract(
+                    path, row.filename, attempt=attempt, max_attempts=max_attempts, preview=previews
+                )
             return extraction.store_preview(envelope)
 
         result = batch.extract_files(

@@ -106,12 +106,14 @@ class ExtractionResource(dg.ConfigurableResource):
         with self.blob_store.local_path(storage_uri) as path:
             yield path
 
-    def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int) -> Envelope:
-        """Extract one file: in a warm isolated worker (kept for the whole run) or in-process."""
-        # The text too (for search), unless EXTRACTION_MAX_TEXT_CHARS is 0; the preview unless
-        # EXTRACTION_PREVIEWS is off.
+    def extract(
+        self, path: Path, filename: str, *, attempt: int, max_attempts: int, preview: bool = True
+    ) -> Envelope:
+        """Extract one file: in a warm isolated worker (kept for the whole run) or in-process.
+        The text too (for search), unless EXTRACTION_MAX_TEXT_CHARS is 0; with ``preview`` the
+        preview too, unless EXTRACTION_PREVIEWS is off."""
         text_chars = self.settings.max_text_chars or None
-        preview = self.settings.previews
+        preview = preview and self.settings.previews
         if not self.isolated:
             from extraction_pipeline.extraction.extract import extract_file
 

@@ -114,6 +114,21 @@ class FileQueries(Store):
         with translate_db_errors(self.url), self.sessions() as session:
             return {meta.cloud_file_id: meta for meta in session.scalars(query)}
 
+    def record_preview(self, file_id: int, *, uri: str | None, warning: str | None = None) -> bool:
+        """A preview made after the extraction (on first request): ``uri`` names it, or ``warning``
+        (``no preview: ...``) joins the metadata's warnings when none could be made. Only while the
+        file's metadata row has no preview yet (a re-extraction or another request may have made
+        one meanwhile); returns whether it was recorded."""
+        with translate_db_errors(self.url), self.sessions.begin() as session:
+            meta = session.get(CloudFileMetadata, file_id, with_for_update=True)
+            if meta is None or meta.preview_uri is not None:
+                return False
+            if uri is not None:
+                meta.preview_uri = uri
+            elif warning is not None and warning not in (meta.warnings or []):
+                meta.warnings = [*(meta.warnings or []), warning]
+            return True
+
     def count_files(self) -> int:
         with translate_db_errors(self.url), self.sessions() as session:
             return session.scalar(select(func.count()).select_from(CloudFile)) or 0

@@ -374,6 +374,34 @@ def test_thumbnail_serves_the_stored_preview_and_the_cli_writes_it(server: Serve
     assert unknown.returncode == 2 and "no file with id 987654" in unknown.stderr
     assert not (tmp_path / "bare.png").exists() and not (tmp_path / "unknown.png").exists()
 
+    # A file extracted without its preview (as a backfill does): the first request makes it, in the
+    # server's isolated worker, and stores it; the next one is served from the store.
+    later = upload(server, "later.pdf", make_pdf(text="drawn on request"))
+    by_cli = upload(server, "by-cli.pdf", make_pdf(text="drawn by the command"))
+    repository = repository_of(server)
+    try:
+        without = {**envelope.model_dump(mode="json"), "preview_uri": None}
+        assert repository.materialize_many(
+            [(later["id"], 0, without, {}), (by_cli["id"], 0, without, {})]
+        ) == {
+            later["id"],
+            by_cli["id"],
+        }
+        first = server.client.get(f"/v1/files/{later['id']}/thumbnail")
+        assert first.status_code == 200 and first.headers["content-type"] == "image/png", first.text
+        stored_later = repository.metadata_for(later["id"])
+        assert stored_later is not None and stored_later.preview_uri is not None
+    finally:
+        repository.dispose()
+    assert server.client.get(f"/v1/files/{later['id']}/thumbnail").content == first.content
+    assert pymupdf.Pixmap(first.content).color_count() > 1
+    made = server.cli("thumbnail", str(by_cli["id"]), "-o", str(tmp_path / "by-cli.png"))
+    assert made.returncode == 0, made.stderr
+    assert (
+        server.client.get(f"/v1/files/{by_cli['id']}/thumbnail").content
+        == (tmp_path / "by-cli.png").read_bytes()
+    )
+
     # Deleting the file removes its blob and its preview.
     blobs = len(server.blob_files())
     assert server.client.delete(f"/v1/files/{drawn['id']}").status_code == 204

@@ -4,8 +4,8 @@ The README's Production section: PostgreSQL for the app and for the Dagster inst
 ``postgresql://`` URLs, the committed dagster.yaml in DAGSTER_HOME, plain ``dagster-daemon run -w
 workspace.yaml`` (INTERFACE.md's production start). Every file of ../shared/corpus uploaded through
 the CLI must reach the state expected.json gives, permanent failures after one attempt, no file
-extracted twice, the metadata as expected, and every string of expected-text.json must find its
-file with ``search``.
+extracted twice, the metadata as expected, every string of expected-text.json must find its
+file with ``search``, and ``thumbnail`` gives a preview of each format.
 """
 
 from __future__ import annotations
@@ -94,6 +94,24 @@ def test_every_corpus_file_reaches_its_expected_state(
                 assert stored is not None and stored.format == entry["format"]
                 assert stored.variant == entry["variant"]
                 assert mismatches(stored.metadata_, entry.get("expect", {})) == {}, name
+        # A preview of each format: stored with the metadata (an upload's run), or made on this first
+        # request (the corpus arrives at once: a burst, extracted by a backfill's runs).
+        for fmt in ("pdf", "dxf", "dwg", "ifc", "step"):
+            candidates = [
+                file_id
+                for name, file_id in sorted(uploaded.items())
+                if by_name[name]["format"] == fmt
+                and (stored := repository.metadata_for(file_id)) is not None
+                and not any(w.startswith("no preview: ") for w in stored.warnings)
+                and not (fmt == "dwg" and (CORPUS_DIR / by_name[name]["file"]).read_bytes()[:6] == b"AC1009")
+                and not (fmt == "ifc" and not stored.metadata_.get("element_counts"))
+                and not (fmt == "dxf" and not any((stored.metadata_.get("entity_counts") or {}).values()))
+            ]
+            picture = tmp_path / f"preview-{fmt}.png"
+            written = cli(deployment, "thumbnail", str(candidates[0]), "-o", str(picture))
+            assert written.returncode == 0, (fmt, written.stderr)
+            assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+            assert repository.metadata_for(candidates[0]).preview_uri is not None  # type: ignore[union-attr]
         # What is written on the files is searchable: each string of expected-text.json finds its
         # file (a phrase search); one through the CLI as a user types it.
         texts = expected_texts()

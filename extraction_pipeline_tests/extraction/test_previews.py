@@ -118,38 +118,44 @@ DWG_FILES = sorted((CORPUS_DIR / "dwg").glob("*.dwg"))
 
 
 @pytest.mark.parametrize("path", DWG_FILES, ids=[p.name for p in DWG_FILES])
-def test_a_dwg_gets_a_preview_where_ezdwg_reads_it_and_else_says_why(path: Path, tmp_path: Path) -> None:
-    """Through the CLI: R13 and newer drawings are converted by ezdwg and drawn; an older one gets
-    none and the reason, and the exit status is the extraction's either way."""
-    out = tmp_path / "d.png"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "extraction_pipeline",
-            "extract",
-            str(path),
-            "--thumbnail",
-            str(out),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr  # the exit status is the extraction's
-    envelope = json.loads(done.stdout)
-    release = path.read_bytes()[:6].decode()
-    if release == "AC1009":  # R11/R12: ezdwg reads the header only
-        assert (
-            "no preview: ezdwg does not read the content of AC1009 drawings (R13 and newer only)"
-            in (envelope["warnings"])
+def test_a_dwg_gets_a_preview_where_ezdwg_reads_it_and_else_says_why(path: Path) -> None:
+    """R13 and newer drawings are converted by ezdwg and drawn; an older one gets none and the reason."""
+    envelope = extract_file(path, preview=True)
+    assert envelope.status == "succeeded", envelope.error
+    if path.read_bytes()[:6] == b"AC1009":  # R11/R12: ezdwg reads the header only
+        assert "no preview: ezdwg does not read the content of AC1009 drawings (R13 and newer only)" in (
+            envelope.warnings
         )
-        assert not out.exists()
+        assert envelope.preview_png is None
         return
-    assert not [w for w in envelope["warnings"] if "preview" in w]
-    pixmap = picture(out.read_bytes())
+    assert not [w for w in envelope.warnings if "preview" in w]
+    pixmap = picture(base64.b64decode(envelope.preview_png or ""))
     assert white_corner(pixmap) and pixmap.color_count() > 1
+
+
+def test_the_cli_writes_a_dwgs_thumbnail_and_exits_as_the_extraction(tmp_path: Path) -> None:
+    [r11] = [path for path in DWG_FILES if path.read_bytes()[:6] == b"AC1009"]
+    [newer] = [path for path in DWG_FILES if path.name == "sample_2018.dwg"]
+    for path, written in ((r11, False), (newer, True)):
+        out = tmp_path / f"{path.stem}.png"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "extraction_pipeline",
+                "extract",
+                str(path),
+                "--thumbnail",
+                str(out),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr  # the exit status is the extraction's
+        assert out.exists() == written
+        assert any(w.startswith("no preview: ") for w in json.loads(done.stdout)["warnings"]) != written
 
 
 def test_a_huge_drawing_gets_no_preview_but_its_metadata(

@@ -149,3 +149,45 @@ def test_housekeeping_keeps_previews_that_a_file_or_a_waiting_attempt_names(
     assert uris[gone] in sweep.deleted and not store.path_of(uris[gone]).exists()
     assert store.path_of(uris[kept]).is_file() and store.path_of(waiting).is_file()
     assert store.path_of(repository.get_file(kept).storage_uri).is_file()  # type: ignore[union-attr]
+
+
+def test_a_backfill_leaves_the_preview_for_its_first_request(
+    any_app: App, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """Runs of a backfill extract metadata and text only; the first request of a preview makes it in
+    an isolated worker and stores it, or records why there is none."""
+    from extraction_pipeline.orchestration.assets import build_extraction_asset
+    from extraction_pipeline.service.previews import PreviewRenderer
+
+    store = blob_store_from_url(any_app.storage_url)
+    plan = any_app.upload("plan.dxf", drawing(tmp_path, lines=5))
+    empty = any_app.upload("empty.dxf", drawing(tmp_path, lines=0))
+    instance.add_dynamic_partitions("cloud_files", [str(plan), str(empty)])
+    for file_id in (plan, empty):
+        result = dg.materialize(
+            [build_extraction_asset(any_app.settings(max_retries=0))],
+            instance=instance,
+            resources={"extraction": any_app.resource(max_retries=0)},
+            partition_key=str(file_id),
+            tags={"dagster/backfill": "abcdefgh"},  # what Dagster puts on a backfill's runs
+        )
+        assert result.success
+    repository = any_app.repository
+    assert repository.metadata_for(plan).preview_uri is None  # type: ignore[union-attr]
+    assert "preview" not in metadata_of_event(instance, plan)
+    with pytest.raises(NoThumbnail, match="none was made"):  # nothing makes it without a renderer
+        load_thumbnail(repository, store, plan)
+
+    settings = any_app.settings()
+    with PreviewRenderer(settings) as render:
+        made = load_thumbnail(repository, store, plan, render=render)
+        png_picture(made)
+        stored = repository.metadata_for(plan)
+        assert stored is not None and store.path_of(stored.preview_uri).read_bytes() == made  # type: ignore[arg-type]
+        with pytest.raises(NoThumbnail, match="the drawing has no entities to draw"):
+            load_thumbnail(repository, store, empty, render=render)
+    # Stored: served without a renderer from now on, and the reason is remembered.
+    assert load_thumbnail(repository, store, plan) == made
+    with pytest.raises(NoThumbnail, match="the drawing has no entities to draw"):
+        load_thumbnail(repository, store, empty)
+    assert "no preview: the drawing has no entities to draw" in repository.metadata_for(empty).warnings  # type: ignore[union-attr]
