@@ -349,7 +349,8 @@ def materialization_metadata(filename: str, envelope: dict[str, Any]) -> dict[st
 
 def preview_metadata(png: bytes) -> dg.MetadataValue | None:
     """The preview as the UI shows it: Markdown with the picture inline (a data URI, which the UI's
-    Markdown viewer renders behind "[Show Markdown]"), cut down to ``UI_PREVIEW_PX`` and a palette so
+    Markdown viewer renders, in the table or behind "[Show Markdown]" when the Markdown is long; see
+    scripts/ui_check.py), cut down to ``UI_PREVIEW_PX`` and a palette so
     that the event log stays small (the full 512 px PNG is in the blob store). None when it cannot
     be made that small."""
     import base64

@@ -106,8 +106,11 @@ def load_thumbnail(
         raise NoThumbnail(file_id, reason)
     if render is None:
         raise NoThumbnail(file_id, "none was made")
-    with store.local_path(row.storage_uri) as path:
-        envelope = render(path, row.filename)
+    try:
+        with store.local_path(row.storage_uri) as path:
+            envelope = render(path, row.filename)
+    except FileNotFoundError:
+        raise NoThumbnail(file_id, "the file's bytes are missing from the blob store") from None
     if envelope.preview_png is None:
         reason = _reason(envelope.warnings) or (
             f"the file could not be read again ({envelope.error.code})"

@@ -191,3 +191,17 @@ def test_a_backfill_leaves_the_preview_for_its_first_request(
     with pytest.raises(NoThumbnail, match="the drawing has no entities to draw"):
         load_thumbnail(repository, store, empty)
     assert "no preview: the drawing has no entities to draw" in repository.metadata_for(empty).warnings  # type: ignore[union-attr]
+
+
+def test_a_file_whose_bytes_are_gone_gets_no_preview_and_a_clear_reason(app: App, tmp_path: Path) -> None:
+    from extraction_pipeline.service.previews import PreviewRenderer
+
+    store = blob_store_from_url(app.storage_url)
+    assert isinstance(store, FileBlobStore)
+    file_id = app.upload("gone.pdf", pdf_bytes(1, text="gone", outline=()))
+    envelope = {"format": "pdf", "extractor": {"version": "1.1.0"}, "metadata": {"page_count": 1}}
+    assert app.repository.materialize_many([(file_id, 0, envelope, {})]) == {file_id}
+    store.path_of(app.repository.get_file(file_id).storage_uri).unlink()  # type: ignore[union-attr]
+    with PreviewRenderer(app.settings()) as render, pytest.raises(NoThumbnail, match="bytes are missing"):
+        load_thumbnail(app.repository, store, file_id, render=render)
+    assert app.repository.metadata_for(file_id).warnings == []  # type: ignore[union-attr]  # not remembered
