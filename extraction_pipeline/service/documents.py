@@ -72,6 +72,9 @@ def status_document(row: Any, jobs: list[Any], stored: Any) -> dict[str, Any]:
             "extracted_at": stored.extracted_at.isoformat(),
             "warnings": stored.warnings,
             "values": stored.metadata_,
+            # A PNG preview is stored (`thumbnail ID`); false: none yet (a backfilled file gets it
+            # on its first request) or none can be made (a `no preview: ...` warning says why).
+            "preview_stored": stored.preview_uri is not None,
         },
     }
 

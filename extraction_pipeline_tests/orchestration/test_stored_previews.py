@@ -85,6 +85,12 @@ def test_a_run_stores_each_files_preview_and_a_duplicate_shares_it(
         small = pymupdf.Pixmap(base64.b64decode(shown.md_str[len(prefix) : -1]))
         assert max(small.width, small.height) == 256 and small.color_count() > 1
     assert "preview" not in metadata_of_event(instance, empty)
+    # The status document says whether one is stored (never where: blob URIs are internal).
+    from extraction_pipeline.service.documents import load_status_document
+
+    assert load_status_document(repository, pdf)["metadata"]["preview_stored"] is True
+    assert load_status_document(repository, empty)["metadata"]["preview_stored"] is False
+    assert previews[pdf] not in str(load_status_document(repository, pdf))
     # The attempt's summary does not carry the picture; the status document does not either.
     [job] = repository.jobs_for(pdf)
     assert "preview_png" not in (job.result or {})
