@@ -43,6 +43,7 @@ class FakeEnvelope:
     error: Any = None
     duration_ms: int = 5
     metadata: dict[str, Any] = field(default_factory=lambda: {"page_count": 1})
+    preview_uri: str | None = None
 
     @property
     def succeeded(self) -> bool:

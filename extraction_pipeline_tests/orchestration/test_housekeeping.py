@@ -298,13 +298,15 @@ class DeletedDuringExtraction(ExtractionResource):
     """The host application deletes the file's row (plain SQL, its own connection) while the worker
     extracts it: exactly between the attempt's start and its result."""
 
-    def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int) -> Any:
+    def extract(
+        self, path: Path, filename: str, *, attempt: int, max_attempts: int, preview: bool = True
+    ) -> Any:
         app = App(
             url=self.settings.database_url, storage_url=self.settings.storage_url, repository=self.repository
         )
         row = next(r for r in self.repository.list_files() if r.filename == filename)
         delete_directly(app, [row.id])
-        return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
+        return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts, preview=preview)
 
 
 def deleted_mid_run(app: App, instance: dg.DagsterInstance, name: str, data: bytes) -> tuple[int, Any]:

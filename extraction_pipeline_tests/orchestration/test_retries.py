@@ -20,13 +20,13 @@ class FlakyStorage(ExtractionResource):
     failures: int = 2
     counter_path: str = ""
 
-    def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int):  # type: ignore[override]
+    def extract(self, path: Path, filename: str, *, attempt: int, max_attempts: int, preview: bool = True):  # type: ignore[override]
         counter = Path(self.counter_path)
         seen = int(counter.read_text()) if counter.exists() else 0
         counter.write_text(str(seen + 1))
         if seen < self.failures:
             raise StorageUnavailable("the blob store timed out")
-        return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts)
+        return super().extract(path, filename, attempt=attempt, max_attempts=max_attempts, preview=preview)
 
 
 class _LosesTheDatabaseOnce:
