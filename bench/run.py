@@ -139,6 +139,9 @@ STEPS = (
     "search",
 )
 
+# The steps that read the generated templates (the others make their own data).
+TEMPLATE_STEPS = frozenset(STEPS[: STEPS.index("burst") + 1])
+
 API_KEYS = ("api_overhead_ratio", "api_upload_files_per_s", "api_status_p95_ms")
 BURST_KEYS = ("burst_ratio_vs_raw", "latency_p95_during_burst_s")
 
@@ -185,15 +188,7 @@ def run(
         root = Path(tmp)
         (root / "templates").mkdir()
         templates: list[Template] = []
-        if only is None or only & {
-            "extract_overhead",
-            "text",
-            "preview",
-            "backfill",
-            "latency",
-            "shortcuts",
-            "burst",
-        }:
+        if only is None or only & TEMPLATE_STEPS:
             log("generating the corpus templates")
             templates = build_templates(root / "templates", plan.scale, corpus)
             details["templates"] = {t.path.name: t.path.stat().st_size for t in templates}

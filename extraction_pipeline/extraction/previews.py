@@ -134,7 +134,6 @@ def dxf_preview(path: Path) -> bytes:
     # black modelspace) would come out blank: then it is drawn with black and white swapped, as a
     # plot would print it. The colours are read off the recording, before anything is rasterised.
     deadline = time.monotonic() + DXF_BUDGET_S
-    recording = Recorder()
     for colours in (config.ColorPolicy.COLOR, config.ColorPolicy.COLOR_SWAP_BW):
         recording = Recorder()
         settings = config.Configuration(background_policy=config.BackgroundPolicy.WHITE, color_policy=colours)
